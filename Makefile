@@ -1,0 +1,42 @@
+# Two commands: `make demo` and `make test`. Each creates the virtual environment if missing.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# torch and torchvision first and pinned: on this kind of machine pip takes them from wheels on
+# disk (a CUDA build that runs on the CPU); other machines may override TORCH_SPEC.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: demo test lint format bench-speed install clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(PY) -m pip install --quiet $(TORCH_SPEC)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/bench --version
+	$(VENV)/bin/bench list
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench-speed: $(STAMP)
+	$(VENV)/bin/pytest -q tests/benchmarks --benchmark-columns=median,mean,rounds
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .benchmarks

@@ -1,0 +1,1 @@
+"""Contributed methods: one folder each, described by its `submission.toml`."""
