@@ -9,7 +9,7 @@ from bench.errors import ValidationError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    data = subparsers.add_parser("data", help="dataset tools: validate, split")
+    data = subparsers.add_parser("data", help="dataset tools: validate, split, import")
     data_sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
 
     validate = data_sub.add_parser(
@@ -27,6 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--force", action="store_true", help="replace an existing splits.json that differs"
     )
     split.set_defaults(func=run_split)
+
+    from bench.cli.data_import_cmd import add_import_parser
+
+    add_import_parser(data_sub)
 
 
 def run_validate(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from bench.data.dataset import (
     compute_content_sha256,
 )
 from bench.errors import InputError, Problem
-from bench.io import Geometry, count_non_finite, read_image
+from bench.io import Geometry, check_complete, count_non_finite, read_image
 
 log = logging.getLogger(__name__)
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -45,15 +45,21 @@ def _case_problems(dataset: Dataset, case_id: str) -> list[Problem]:
     case = dataset.case(case_id)
     try:
         image, geometry = read_image(case.image, case.id)
+        check_complete(case.image, case.id)
     except InputError as error:
         return [error.finding]
     problems = _image_problems(image, geometry, case.id, case.image)
-    if not problems and (n_bad := count_non_finite(case.image)):
+    try:
+        n_bad = 0 if problems else count_non_finite(case.image)
+    except InputError as error:
+        return [*problems, Problem(error.finding.problem, case.id, case.image)]
+    if n_bad:
         problems.append(Problem(f"image has {n_bad} NaN/Inf voxel(s)", case.id, case.image))
     for rater in dataset.label_sets:
         path = case.labels[rater]
         try:
             label, label_geometry = read_image(path, case.id)
+            check_complete(path, case.id)
         except InputError as error:
             problems.append(error.finding)
             continue

@@ -172,3 +172,11 @@ def test_nan_in_a_label(tiny_dataset):
     write_image(array, TINY_GEOMETRY, path)
     (problem,) = problems_of(tiny_dataset.root)
     assert problem == f"case p003: {path}: rater B label has NaN/Inf values"
+
+
+def test_truncated_gzip_is_caught_although_simpleitk_reads_it(tiny_dataset):
+    path = tiny_dataset.case("p002").labels["A"]
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 20])
+    (problem,) = problems_of(tiny_dataset.root)
+    assert problem.startswith(f"case p002: {path}: is truncated or damaged")

@@ -1,0 +1,76 @@
+"""Multi-rater folders: `images/<case>.nii.gz` and `labels/<rater>/<case>.nii.gz`.
+
+Rater names are the folder names, or `--raters A=reader1,B=reader2` to pick, order and rename
+them; the first is the reference unless `--reference-rater` says otherwise. A `labels/` folder
+holding masks directly is one rater (`--rater`). Images named `<case>_0000.*` (nnU-Net style)
+are matched to labels named `<case>.*`. Every rater must label every case.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.data.importers.common import (
+    NNUNET_CHANNEL_SUFFIX,
+    ImportOptions,
+    LabelLoader,
+    LabelValues,
+    LayoutScan,
+    SourceCase,
+    files_by_case,
+    rater_folders,
+    reference_of,
+)
+from bench.errors import InputError
+
+
+def scan(source: Path, options: ImportOptions) -> LayoutScan:
+    images_dir = source / (options.images_dir or "images")
+    if not images_dir.is_dir():
+        raise InputError("image folder is missing", file=images_dir)
+    images = files_by_case(images_dir, what="image")
+    if images and all(c.endswith(NNUNET_CHANNEL_SUFFIX) for c in images):
+        images = {c[: -len(NNUNET_CHANNEL_SUFFIX)]: p for c, p in images.items()}
+    if not images:
+        raise InputError("no images (NIfTI, .mha or .nrrd files)", file=images_dir)
+    folders = rater_folders(source / (options.labels_dir or "labels"), options)
+    labels = {rater: files_by_case(folder, what="mask") for rater, folder in folders.items()}
+    cases = [
+        SourceCase(case_id, image, match_labels(case_id, labels, folders), origin=image)
+        for case_id, image in sorted(images.items())
+    ]
+    check_no_extra_labels(labels, images)
+    raters = list(folders)
+    return LayoutScan(
+        layout="folders",
+        source_root=source,
+        cases=cases,
+        raters=raters,
+        reference_rater=reference_of(raters, options),
+        label_values=LabelValues.of(options),
+        source=f"multi-rater folders at '{source.name}' (raters: "
+        + ", ".join(f"{r} = {f.name}" for r, f in folders.items())
+        + ")",
+        license="unknown",
+        default_name=source.name,
+    )
+
+
+def match_labels(
+    case_id: str, labels: dict[str, dict[str, Path]], folders: dict[str, Path]
+) -> dict[str, Path | LabelLoader]:
+    """Each rater's mask for one case; a missing one is an error naming the expected file."""
+    found: dict[str, Path | LabelLoader] = {}
+    for rater, files in labels.items():
+        if case_id not in files:
+            expected = folders[rater] / f"{case_id}.nii.gz"
+            raise InputError(f"rater {rater} has no mask for this case", case_id, expected)
+        found[rater] = files[case_id]
+    return found
+
+
+def check_no_extra_labels(labels: dict[str, dict[str, Path]], cases: dict[str, object]) -> None:
+    for rater, files in labels.items():
+        for case_id, path in sorted(files.items()):
+            if case_id not in cases:
+                raise InputError(f"rater {rater} mask has no image (extra case)", case_id, path)
