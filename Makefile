@@ -26,6 +26,7 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest -q
+	$(VENV)/bin/bench leaderboard --check
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -54,15 +54,20 @@ class Geometry:
             direction=tuple(image.GetDirection()),
         )
 
-    def mismatch(self, other: Geometry) -> str | None:
+    def mismatch(self, other: Geometry, name: str = "image") -> str | None:
         """Describe the first way `other` lies on a different grid, or None if it matches."""
-        if self.shape_zyx != other.shape_zyx:
-            return f"shape {other.shape_zyx} differs from the image's {self.shape_zyx} (z, y, x)"
-        for name in ("spacing_xyz", "origin_xyz", "direction"):
-            mine, theirs = getattr(self, name), getattr(other, name)
+        if tuple(self.shape_zyx) != tuple(other.shape_zyx):
+            return (
+                f"shape {tuple(other.shape_zyx)} differs from the {name}'s "
+                f"{tuple(self.shape_zyx)} (z, y, x)"
+            )
+        for label, mine, theirs in (
+            ("spacing", self.spacing_xyz, other.spacing_xyz),
+            ("origin", self.origin_xyz, other.origin_xyz),
+            ("direction", self.direction, other.direction),
+        ):
             if not np.allclose(mine, theirs, atol=GEOMETRY_ATOL, rtol=0):
-                label = name.removesuffix("_xyz")
-                return f"{label} {_fmt(theirs)} differs from the image's {_fmt(mine)}"
+                return f"{label} {_fmt(theirs)} differs from the {name}'s {_fmt(mine)}"
         return None
 
     def apply_to(self, image: sitk.Image) -> sitk.Image:

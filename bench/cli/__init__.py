@@ -20,6 +20,9 @@ from bench.errors import BenchError
 SUBCOMMANDS: tuple[str, ...] = (
     "bench.cli.list_cmd",
     "bench.cli.data_cmd",
+    "bench.cli.evaluate_cmd",
+    "bench.cli.stats_cmd",
+    "bench.cli.leaderboard_cmd",
 )
 
 
@@ -45,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # numexpr (imported by pandas) announces its thread count at INFO on every run.
+    logging.getLogger("numexpr").setLevel(logging.WARNING)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -1,0 +1,64 @@
+"""Read masks from NIfTI with the checks the evaluator relies on, one clear line per problem.
+
+Spacing always comes from the file header (SimpleITK), never from the user, and is handed on
+in array-axis order (`Geometry.spacing_zyx_mm`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bench.errors import InputError
+from bench.evaluate.pair import check_binary
+from bench.io import Geometry, count_non_finite, read_image
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+
+
+def case_name(path: Path) -> str:
+    """File name without its NIfTI suffix: `case_001.nii.gz` -> `case_001`."""
+    for suffix in NIFTI_SUFFIXES:
+        if path.name.endswith(suffix):
+            return path.name[: -len(suffix)]
+    return path.stem
+
+
+def nifti_files(folder: Path) -> dict[str, Path]:
+    """Case name -> NIfTI file in a folder (not recursive)."""
+    if not folder.is_dir():
+        raise InputError("is not a folder", file=folder)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(NIFTI_SUFFIXES))
+    found: dict[str, Path] = {}
+    for path in files:
+        name = case_name(path)
+        if name in found:
+            raise InputError(f"two files for case {name} ({found[name].name})", name, path)
+        found[name] = path
+    return found
+
+
+def read_mask(path: Path, case: str | None = None) -> tuple[np.ndarray, Geometry]:
+    """A binary (z, y, x) mask and its geometry; InputError naming the file otherwise."""
+    array, geometry = read_image(path, case)
+    if array.ndim != 3:
+        raise InputError(f"is {array.ndim}D, expected a 3D mask", case, path)
+    if np.issubdtype(array.dtype, np.floating) and count_non_finite(path):
+        # SimpleITK reads NaN in a NIfTI file as 0: ask nibabel for the stored values.
+        raise InputError("mask has NaN/Inf values", case, path)
+    check_binary(array, "mask", case, path)
+    return array, geometry
+
+
+def grid_mismatch(expected: Geometry, actual: Geometry, expected_name: str) -> str | None:
+    """Describe how `actual` lies on a different grid than `expected`, or None if it does not."""
+    return expected.mismatch(actual, expected_name)
+
+
+def check_grid(
+    expected: Geometry, actual: Geometry, expected_name: str, case: str | None, path: Path
+) -> None:
+    problem = grid_mismatch(expected, actual, expected_name)
+    if problem:
+        raise InputError(problem, case, path)

@@ -1,0 +1,183 @@
+"""Score one (reference, test) pair of masks into a typed record, following UncertainSmallEmpty.
+
+Volume metrics (V_ref, V_test, AVD, VS) are always defined. Overlap and distance metrics are
+NaN when either mask is at or below the small-volume threshold (0 ml by default: empty), and
+`nan_reason` says why, so a NaN is never silent.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from bench.errors import InputError
+from bench.evaluate.compat import Compat, asd_mm, hd95_mm
+from bench.evaluate.masks import PreparedMask, overlap_voxels, prepare_mask, voxel_volume_ml
+from bench.evaluate.surface import SDT_TOLERANCES_MM, surface_distances
+
+NAN = float("nan")
+# Every nan_reason about the reference starts with this; image-level detection reads it.
+REFERENCE_REASON_PREFIX = "reference "
+# Surface Dice names by ascending tolerance, the order `surface_dices` returns.
+_SDT_ASCENDING = sorted(SDT_TOLERANCES_MM, key=SDT_TOLERANCES_MM.__getitem__)
+
+
+@dataclass(frozen=True)
+class PairMetrics:
+    """Per-case metrics of one pair, named as in bench.metric_names (volumes in ml, mm)."""
+
+    VS: float
+    AVD: float
+    Dice: float
+    Precision: float
+    Recall: float
+    ASD: float
+    HD95: float
+    SDT0: float
+    SDT5: float
+    SDT10: float
+    V_ref: float
+    V_test: float
+    nan_reason: str = ""
+
+    def as_dict(self) -> dict[str, float | str]:
+        return asdict(self)
+
+
+def _side_reason(side: str, voxels: int, volume_ml: float, small_ml: float) -> str | None:
+    if voxels == 0:
+        return f"{side} empty"
+    if volume_ml <= small_ml:
+        return f"{side} at or below {small_ml:g} ml"
+    return None
+
+
+def nan_reason(ref_voxels: int, test_voxels: int, voxel_ml: float, small_ml: float) -> str:
+    """Why overlap and distance metrics are undefined for this pair ("" when they are not)."""
+    if ref_voxels == 0 and test_voxels == 0:
+        return "reference and test empty"
+    reasons = [
+        _side_reason("reference", ref_voxels, ref_voxels * voxel_ml, small_ml),
+        _side_reason("test", test_voxels, test_voxels * voxel_ml, small_ml),
+    ]
+    return "; ".join(r for r in reasons if r)
+
+
+def reference_scored(reason: str) -> bool:
+    """Whether the reference was above the small threshold (its overlap metrics defined)."""
+    return not str(reason).startswith(REFERENCE_REASON_PREFIX)
+
+
+def volumetric_similarity(ref_voxels: int, test_voxels: int) -> float:
+    """1 - |FN - FP| / (2TP + FP + FN) = 1 - |R - T| / (R + T); 1.0 when both are empty.
+
+    Both empty is perfect volume agreement (both say "no lesion"), and VS is the metric the
+    UncertainSmallEmpty paper recommends for rewarding empty agreement.
+    """
+    if ref_voxels + test_voxels == 0:
+        return 1.0
+    return 1.0 - abs(ref_voxels - test_voxels) / (ref_voxels + test_voxels)
+
+
+def score_prepared(
+    reference: PreparedMask,
+    test: PreparedMask,
+    small_ml: float = 0.0,
+    compat: Compat | str = Compat.OFF,
+) -> PairMetrics:
+    """Score two prepared masks (see `prepare_mask`); prepare each mask once, pair it often."""
+    compat = Compat(compat)
+    if reference.spacing_zyx_mm != test.spacing_zyx_mm or reference.shape_zyx != test.shape_zyx:
+        raise ValueError("reference and test must be prepared on the same grid")
+    voxel_ml = voxel_volume_ml(reference.spacing_zyx_mm)
+    n_ref, n_test = reference.voxels, test.voxels
+    volumes = {
+        "VS": volumetric_similarity(n_ref, n_test),
+        "AVD": abs(n_ref - n_test) * voxel_ml,
+        "V_ref": n_ref * voxel_ml,
+        "V_test": n_test * voxel_ml,
+    }
+    reason = nan_reason(n_ref, n_test, voxel_ml, small_ml)
+    if reason:
+        undefined = dict.fromkeys(("Dice", "Precision", "Recall", "ASD", "HD95"), NAN)
+        undefined.update(dict.fromkeys(SDT_TOLERANCES_MM, NAN))
+        return PairMetrics(**volumes, **undefined, nan_reason=reason)
+
+    tp = overlap_voxels(reference, test)
+    distances = surface_distances(reference, test, tuple(SDT_TOLERANCES_MM.values()))
+    return PairMetrics(
+        **volumes,
+        Dice=2 * tp / (n_ref + n_test),
+        Precision=tp / n_test,
+        Recall=tp / n_ref,
+        ASD=asd_mm(distances.ref_to_test_mm, distances.test_to_ref_mm, compat),
+        HD95=hd95_mm(distances.ref_to_test_mm, distances.test_to_ref_mm, compat),
+        **dict(zip(_SDT_ASCENDING, distances.surface_dices(), strict=True)),
+    )
+
+
+def check_binary(mask: np.ndarray, name: str = "mask", case: str | None = None, file=None) -> None:
+    """Raise InputError unless `mask` is a 3D array of 0/1 (bool, integer or float).
+
+    One pass for integer masks: viewed as unsigned, a negative value is large too.
+    """
+    if mask.ndim != 3:
+        raise InputError(f"{name} must be 3D (z, y, x), got shape {mask.shape}", case, file)
+    kind = mask.dtype.kind
+    if kind == "b":
+        return
+    if kind in "iu":
+        if mask.view(mask.dtype.str.replace("i", "u")).max(initial=0) <= 1:
+            return
+    elif kind == "f":
+        if not np.isfinite(mask).all():
+            raise InputError(f"{name} contains NaN or Inf", case, file)
+        if np.isin(mask, (0, 1)).all():
+            return
+    else:
+        raise InputError(f"{name} has unsupported type {mask.dtype}", case, file)
+    low, high = mask.min(), mask.max()
+    raise InputError(f"{name} is not binary (values from {low:g} to {high:g})", case, file)
+
+
+def as_bool(mask: np.ndarray) -> np.ndarray:
+    """A checked 0/1 mask as bool, without a copy for one-byte integers."""
+    if mask.dtype.kind == "b":
+        return mask
+    if mask.dtype.itemsize == 1 and mask.flags.c_contiguous:
+        return mask.view(bool)
+    return mask != 0
+
+
+def check_spacing(spacing_zyx_mm) -> tuple[float, float, float]:
+    spacing = tuple(float(s) for s in spacing_zyx_mm)
+    if len(spacing) != 3 or not all(math.isfinite(s) and s > 0 for s in spacing):
+        raise InputError(f"spacing_zyx_mm must be 3 positive numbers, got {spacing_zyx_mm!r}")
+    return spacing  # type: ignore[return-value]
+
+
+def score_pair(
+    reference: np.ndarray,
+    test: np.ndarray,
+    spacing_zyx_mm: tuple[float, float, float],
+    small_ml: float = 0.0,
+    compat: Compat | str = Compat.OFF,
+) -> PairMetrics:
+    """Score a reference and a test mask, (z, y, x) arrays on one grid with spacing in mm.
+
+    The spacing must be in array-axis order (z, y, x): take it from `Geometry.spacing_zyx_mm`,
+    never type it, since an (x, y, z) spacing silently scales every distance.
+    """
+    spacing = check_spacing(spacing_zyx_mm)
+    check_binary(reference, "reference")
+    check_binary(test, "test")
+    if reference.shape != test.shape:
+        raise InputError(f"test shape {test.shape} differs from reference shape {reference.shape}")
+    return score_prepared(
+        prepare_mask(as_bool(reference), spacing),
+        prepare_mask(as_bool(test), spacing),
+        small_ml,
+        compat,
+    )

@@ -1,0 +1,420 @@
+"""The results file: one typed JSON per (method, dataset, profile), the leaderboard's only input.
+
+It carries the run's provenance (versions, hashes, hardware, timings), the study's tables and
+the per-case table they came from, so that every number can be re-derived. Loading checks the
+schema field by field and re-derives the tables (`bench.stats.verify`); any failure is one
+BenchError line naming the file. Writes are atomic: a temporary file, then `os.replace`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import re
+import tempfile
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench import __version__
+from bench.errors import BenchError
+from bench.metric_names import METRIC_NAMES, PER_CASE_COLUMNS
+from bench.stats.config import StatsConfig
+from bench.stats.per_case import validate_per_case
+from bench.stats.roles import RaterRoles
+from bench.stats.study import StudyStats, compute_study, study_table
+from bench.stats.verify import verify_study
+
+SCHEMA_VERSION = 1
+STORED_DIGITS = 9  # significant digits of the per-case metrics in a results file
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    name: str
+    adapter_version: str
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    content_sha256: str
+    split_sha256: str
+
+
+@dataclass(frozen=True)
+class HarnessInfo:
+    version: str
+    git_commit: str
+
+
+@dataclass(frozen=True)
+class Timing:
+    train_seconds_per_fold: dict[str, float]
+    inference_seconds_per_case: dict[str, float]
+    peak_memory_mb: float  # NaN when not measured
+
+    @property
+    def train_seconds(self) -> float:
+        return float(sum(self.train_seconds_per_fold.values()))
+
+
+@dataclass(frozen=True)
+class PerCaseTable:
+    """The evaluator's per-case table for the pairs the study used, rows as lists."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+
+    @classmethod
+    def from_frame(cls, table: pd.DataFrame) -> PerCaseTable:
+        table = table.loc[:, list(PER_CASE_COLUMNS)]
+        rows = tuple(tuple(_plain(v) for v in row) for row in table.itertuples(index=False))
+        return cls(PER_CASE_COLUMNS, rows)
+
+    def to_frame(self) -> pd.DataFrame:
+        """A fresh DataFrame (the parsed table is cached, callers may change the copy)."""
+        return self._frame.copy()
+
+    @functools.cached_property
+    def _frame(self) -> pd.DataFrame:
+        columns = list(self.columns)
+        metric_at = [i for i, c in enumerate(columns) if c in METRIC_NAMES]
+        other_at = [i for i, c in enumerate(columns) if c not in METRIC_NAMES]
+        values = np.array([[_number(row[i]) for i in metric_at] for row in self.rows])
+        table = pd.DataFrame(
+            {columns[i]: [row[i] for row in self.rows] for i in other_at}, dtype=object
+        )
+        for j, i in enumerate(metric_at):
+            table[columns[i]] = values[:, j] if len(self.rows) else np.zeros(0)
+        return table.loc[:, columns]
+
+
+@dataclass(frozen=True)
+class Results:
+    schema_version: int
+    method: MethodInfo
+    dataset: DatasetInfo
+    profile: str
+    harness: HarnessInfo
+    hardware: dict[str, str]
+    timing: Timing
+    stats: StudyStats
+    prediction_sha256: dict[str, str]
+    per_case: PerCaseTable
+
+    @property
+    def group(self) -> tuple[str, str, str]:
+        """Results are only ever ranked against others with the same (dataset, hash, profile)."""
+        return (self.dataset.name, self.dataset.content_sha256, self.profile)
+
+    @property
+    def stem(self) -> str:
+        return f"{self.method.name}__{self.dataset.name}__{self.profile}"
+
+
+@dataclass(frozen=True)
+class RunMetadata:
+    """What `bench run` knows about a run besides the per-case metrics."""
+
+    dataset_name: str
+    dataset_sha256: str
+    split_sha256: str
+    profile: str
+    adapter_version: str = "unknown"
+    harness_version: str = __version__
+    git_commit: str = "unknown"
+    hardware: dict[str, str] = field(default_factory=dict)
+    train_seconds_per_fold: dict[str, float] = field(default_factory=dict)
+    inference_seconds_per_case: dict[str, float] = field(default_factory=dict)
+    peak_memory_mb: float = math.nan
+    prediction_sha256: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, metadata: Mapping[str, Any]) -> RunMetadata:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(metadata) - known)
+        if unknown:
+            raise ValueError(f"unknown run metadata {unknown}; known: {sorted(known)}")
+        try:
+            run = cls(**metadata)
+        except TypeError as error:  # a required key is missing
+            raise ValueError(f"run metadata: {error}") from error
+        return cls(
+            **{
+                **run.__dict__,
+                "hardware": {str(k): str(v) for k, v in run.hardware.items()},
+                "train_seconds_per_fold": {
+                    str(k): float(v) for k, v in run.train_seconds_per_fold.items()
+                },
+                "inference_seconds_per_case": {
+                    str(k): float(v) for k, v in run.inference_seconds_per_case.items()
+                },
+                "peak_memory_mb": math.nan
+                if run.peak_memory_mb is None
+                else float(run.peak_memory_mb),
+                "prediction_sha256": {str(k): str(v) for k, v in run.prediction_sha256.items()},
+            }
+        )
+
+
+def build_results(
+    per_case: pd.DataFrame,
+    method: str,
+    roles: RaterRoles,
+    metadata: Mapping[str, Any] | RunMetadata,
+    config: StatsConfig | None = None,
+) -> Results:
+    """The results object of one run: the study computed from `per_case` plus provenance.
+
+    Bad metadata (unknown keys, a missing required key, a name that cannot be a file name, a
+    malformed hash) is a ValueError: it is the caller's bug, not the user's input.
+    """
+    run = metadata if isinstance(metadata, RunMetadata) else RunMetadata.from_mapping(metadata)
+    method_info = MethodInfo(method, run.adapter_version)
+    dataset = DatasetInfo(run.dataset_name, run.dataset_sha256, run.split_sha256)
+    problems = _provenance_problems(method_info, dataset, run.profile, run.prediction_sha256)
+    if problems:  # before the study: fail fast
+        raise ValueError("; ".join(problems))
+    table = _stored_precision(study_table(per_case, method, roles))
+    return Results(
+        schema_version=SCHEMA_VERSION,
+        method=method_info,
+        dataset=dataset,
+        profile=run.profile,
+        harness=HarnessInfo(run.harness_version, run.git_commit),
+        hardware=dict(sorted(run.hardware.items())),
+        timing=Timing(
+            dict(sorted(run.train_seconds_per_fold.items())),
+            dict(sorted(run.inference_seconds_per_case.items())),
+            run.peak_memory_mb,
+        ),
+        stats=compute_study(table, method, roles, config or StatsConfig()),
+        prediction_sha256=dict(sorted(run.prediction_sha256.items())),
+        per_case=PerCaseTable.from_frame(table),
+    )
+
+
+def _stored_precision(table: pd.DataFrame) -> pd.DataFrame:
+    """Metrics to 9 significant digits, as stored; the study is computed from these values
+    so that a reader re-derives its medians exactly (and files stay half the size)."""
+    table = table.copy()
+    for column in METRIC_NAMES:
+        table[column] = [float(f"{v:.{STORED_DIGITS}g}") for v in table[column]]
+    return table
+
+
+def save_results(results: Results, path: str | Path) -> Path:
+    """Write atomically; the file name is the caller's (see `Results.stem`)."""
+    path = Path(path)
+    encoded = to_json(results)
+    rows = encoded["per_case"].pop("rows")
+    encoded["per_case"]["rows"] = "__ROWS__"
+    text = json.dumps(encoded, indent=2, allow_nan=False)
+    row_lines = ",\n".join("      " + json.dumps(r, allow_nan=False) for r in rows)
+    text = text.replace('"__ROWS__"', "[\n" + row_lines + "\n    ]" if rows else "[]", 1)
+    write_text_atomic(path, text + "\n")
+    return path
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def load_results(path: str | Path) -> Results:
+    """Read, decode and verify one results file; BenchError naming the file otherwise."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise BenchError(f"{path}: results file not found") from error
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BenchError(f"{path}: not valid JSON ({error})") from error
+    if not isinstance(raw, dict):
+        raise BenchError(f"{path}: a results file holds a JSON object")
+    version = raw.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise BenchError(f"{path}: schema version {version!r}, this harness reads {SCHEMA_VERSION}")
+    try:
+        results = from_json(raw, Results)
+    except SchemaError as error:
+        raise BenchError(f"{path}: does not follow the results schema: {error}") from error
+    problems = _provenance_problems(
+        results.method, results.dataset, results.profile, results.prediction_sha256
+    )
+    if results.stats.method != results.method.name:
+        problems.append(
+            f"the tables are for {results.stats.method!r}, the file for {results.method.name!r}"
+        )
+    if not problems:
+        problems = _consistency_problems(results)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise BenchError(f"{path}: {problems[0]}{more}")
+    return results
+
+
+def _provenance_problems(
+    method: MethodInfo, dataset: DatasetInfo, profile: str, predictions: Mapping[str, str]
+) -> list[str]:
+    problems = []
+    for label, name in (("method", method.name), ("dataset", dataset.name), ("profile", profile)):
+        if not _NAME.fullmatch(name) or "__" in name:
+            problems.append(
+                f"{label} name {name!r} must be letters, digits, '.', '_' or '-' (no '__')"
+            )
+    for label, digest in (
+        ("dataset content_sha256", dataset.content_sha256),
+        ("dataset split_sha256", dataset.split_sha256),
+    ):
+        if not _SHA256.fullmatch(digest):
+            problems.append(f"{label} is not a sha256 hex digest")
+    bad = [case for case, digest in predictions.items() if not _SHA256.fullmatch(digest)]
+    if bad:
+        problems.append(f"prediction_sha256 of case {bad[0]} is not a sha256 hex digest")
+    return problems
+
+
+def _consistency_problems(results: Results) -> list[str]:
+    if tuple(results.per_case.columns) != PER_CASE_COLUMNS:
+        return [
+            f"per_case columns {list(results.per_case.columns)} are not {list(PER_CASE_COLUMNS)}"
+        ]
+    try:
+        table = validate_per_case(results.per_case.to_frame(), "per_case")
+        return verify_study(results.stats, table)
+    except (BenchError, ValueError, TypeError) as error:
+        return [f"per_case: {error}"]
+
+
+def _plain(value: Any) -> Any:
+    """Plain JSON values: NaN -> None, numpy scalars -> Python."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+        if isinstance(value, float) and math.isnan(value):
+            return None
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def _number(value: Any) -> float:
+    if value is None:
+        return math.nan
+    if value in ("inf", "-inf"):
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"a metric value must be a number or null, got {value!r}")
+    return float(value)
+
+
+# --- JSON codec: dataclasses <-> plain JSON, checked against the type hints ---------------
+
+
+class SchemaError(ValueError):
+    """A JSON value does not fit the schema; the message starts with the field's path."""
+
+
+def to_json(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    return _plain(value)
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def from_json(value: Any, hint: Any, where: str = "") -> Any:
+    """Decode `value` as `hint` (a dataclass, Enum, scalar, tuple[...], dict[str, ...])."""
+    here = where or "top level"
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return value
+    if is_dataclass(hint):
+        return _dataclass_from_json(value, hint, where)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return from_json(value, inner, where)
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        try:
+            return hint(value)
+        except ValueError:
+            choices = ", ".join(repr(m.value) for m in hint)
+            raise SchemaError(f"{here}: {value!r} is not one of {choices}") from None
+    if hint is float:
+        try:
+            return _number(value)
+        except ValueError:
+            raise SchemaError(f"{here}: expected a number, got {value!r}") from None
+    if hint in (int, str, bool):
+        if type(value) is not hint:
+            raise SchemaError(f"{here}: expected {hint.__name__}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise SchemaError(f"{here}: expected a list, got {type(value).__name__}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(from_json(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise SchemaError(f"{here}: expected {len(args)} items, got {len(value)}")
+        pairs = enumerate(zip(value, args, strict=True))
+        return tuple(from_json(v, a, f"{where}[{i}]") for i, (v, a) in pairs)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise SchemaError(f"{here}: expected an object, got {type(value).__name__}")
+        return {k: from_json(v, args[1], f"{where}.{k}") for k, v in value.items()}
+    raise TypeError(f"the results schema cannot decode {hint!r}")  # a bug, not bad input
+
+
+def _dataclass_from_json(value: Any, cls: type, where: str) -> Any:
+    here = where or "top level"
+    if not isinstance(value, dict):
+        raise SchemaError(f"{here}: expected an object, got {type(value).__name__}")
+    names = [f.name for f in fields(cls)]
+    missing = [n for n in names if n not in value]
+    if missing:
+        raise SchemaError(f"{here}: missing field {missing[0]!r}")
+    unknown = [k for k in value if k not in names]
+    if unknown:
+        raise SchemaError(f"{here}: unknown field {unknown[0]!r}")
+    hints = _hints(cls)
+    decoded = {n: from_json(value[n], hints[n], f"{where}.{n}" if where else n) for n in names}
+    try:
+        return cls(**decoded)
+    except (ValueError, BenchError) as error:
+        raise SchemaError(f"{here}: {error}") from None

@@ -1,0 +1,67 @@
+"""`bench evaluate` end to end: both forms, the summary, and bad input as one line, exit 2."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+import bench.cli
+from bench.io import write_image
+from bench.metric_names import PER_CASE_COLUMNS
+from tests.evaluate.test_study import write_predictions
+from tests.factories import TINY_GEOMETRY, write_tiny_dataset
+
+
+def write_folders(tmp_path):
+    ref, test = tmp_path / "experts", tmp_path / "model"
+    for index in range(3):
+        mask = np.zeros(TINY_GEOMETRY.shape_zyx, np.uint8)
+        mask[1:3, 2 : 4 + index, 2:6] = 1
+        write_image(mask, TINY_GEOMETRY, ref / f"case_{index}.nii.gz")
+        mask[1:3, 2:8, 2:7] = 1
+        write_image(mask, TINY_GEOMETRY, test / f"case_{index}.nii.gz")
+    return ref, test
+
+
+def test_folders(tmp_path, capsys):
+    ref, test = write_folders(tmp_path)
+    out = tmp_path / "scores.csv"
+    argv = ["evaluate", "--reference", str(ref), "--test", str(test), "--out", str(out)]
+    assert bench.cli.main([*argv, "--compat", "use", "--workers", "1"]) == 0
+    table = pd.read_csv(out, keep_default_na=False, na_values=["NaN"])
+    assert list(table.columns) == list(PER_CASE_COLUMNS)
+    assert len(table) == 3 and set(table["reference"]) == {"experts"}
+    printed = capsys.readouterr().out
+    assert "median per metric" in printed and "image level at 20 ml" in printed
+    assert (tmp_path / "scores.cache").is_dir()
+
+
+def test_study(tmp_path, capsys):
+    dataset = write_tiny_dataset(tmp_path / "data", n_patients=2, second_scans=())
+    predictions = write_predictions(dataset, tmp_path / "nnunet_out")
+    out = tmp_path / "study.csv"
+    argv = ["evaluate", "--dataset", str(dataset.root), "--predictions", str(predictions)]
+    assert bench.cli.main([*argv, "--method", "M", "--out", str(out), "--cache", "none"]) == 0
+    table = pd.read_csv(out)
+    assert set(table["test"]) == {"A", "B", "C", "M"}
+    assert not (tmp_path / "study.cache").exists()
+    assert "M" in capsys.readouterr().out
+
+
+def test_bad_input_is_one_line_naming_the_file(tmp_path, capsys):
+    ref, test = write_folders(tmp_path)
+    (test / "case_1.nii.gz").write_bytes(b"garbage")
+    out = tmp_path / "scores.csv"
+    argv = ["evaluate", "--reference", str(ref), "--test", str(test), "--out", str(out)]
+    assert bench.cli.main([*argv, "--workers", "1"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "case_1.nii.gz" in error[0] and "cannot be read" in error[0]
+    assert not out.exists()
+    # The case scored before the bad one is cached.
+    assert [p.name for p in (tmp_path / "scores.cache").iterdir()] == ["case_0.json"]
+
+
+def test_both_forms_at_once_is_an_error(tmp_path, capsys):
+    argv = ["evaluate", "--reference", "a", "--dataset", "b", "--out", str(tmp_path / "x.csv")]
+    assert bench.cli.main(argv) == 2
+    assert "either" in capsys.readouterr().err
