@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import locale
 from pathlib import Path
 
 import pytest
@@ -13,3 +14,12 @@ from tests.factories import write_tiny_dataset
 @pytest.fixture
 def tiny_dataset(tmp_path: Path) -> Dataset:
     return write_tiny_dataset(tmp_path / "tiny")
+
+
+@pytest.fixture(autouse=True)
+def _restore_locale():
+    """GDCM, which the DICOM fixture writers use through SimpleITK, resets the process locale
+    to "C"; without this, every later `open()` without an encoding would decode ASCII."""
+    saved = locale.setlocale(locale.LC_ALL)
+    yield
+    locale.setlocale(locale.LC_ALL, saved)

@@ -90,7 +90,7 @@ def test_split_file_round_trip_and_mismatch(tiny_dataset):
     with pytest.raises(InputError, match="split belongs to another dataset"):
         load_split(other)
 
-    edited = json.loads(path.read_text())
+    edited = json.loads(path.read_text(encoding="utf-8"))
     edited["folds"][0]["val"].append("p001_s1")
     path.write_text(json.dumps(edited))
     with pytest.raises(InputError, match="edited after it was made"):

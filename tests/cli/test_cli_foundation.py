@@ -64,7 +64,7 @@ def test_split_writes_a_frozen_split(tiny_dataset, capsys):
     assert main(["data", "split", str(tiny_dataset.root)]) == 0
     out = capsys.readouterr().out
     assert "wrote" in out and "splits.json" in out
-    split = json.loads((tiny_dataset.root / "splits.json").read_text())
+    split = json.loads((tiny_dataset.root / "splits.json").read_text(encoding="utf-8"))
     assert split["n_folds"] == 5
     assert main(["data", "split", str(tiny_dataset.root)]) == 0  # same split again: fine
     capsys.readouterr()

@@ -18,7 +18,7 @@ from tests.factories import TINY_GEOMETRY, write_tiny_dataset
 
 def edit_manifest(root: Path, change) -> None:
     path = root / "dataset.json"
-    manifest = json.loads(path.read_text())
+    manifest = json.loads(path.read_text(encoding="utf-8"))
     change(manifest)
     path.write_text(json.dumps(manifest))
 

@@ -59,7 +59,7 @@ def cli():
 
 
 def test_one_ranking_per_profile_ordered_by_sdt5(board: Path) -> None:
-    readme = (board / "README.md").read_text()
+    readme = (board / "README.md").read_text(encoding="utf-8")
     demo, smoke = readme.split("## phantom, profile `demo`")[1].split("## phantom, profile")
     assert "`smoke`" in smoke and "eroded" not in smoke and "copy" not in smoke
     order = [line.split("|")[2].strip() for line in demo.splitlines() if line.startswith("| ")]
@@ -75,7 +75,7 @@ def test_one_ranking_per_profile_ordered_by_sdt5(board: Path) -> None:
 
 
 def test_method_pages_and_figures(board: Path) -> None:
-    page = (board / "methods" / "good__phantom__demo.md").read_text()
+    page = (board / "methods" / "good__phantom__demo.md").read_text(encoding="utf-8")
     for heading in (
         "## Table 2: agreement with reference rater A",
         "## Against rater B",
@@ -87,7 +87,9 @@ def test_method_pages_and_figures(board: Path) -> None:
     for stem in ("good__phantom__demo", "good__phantom__smoke"):
         (png,) = (board / "figures").glob(f"{stem}__volumes__*.png")
         assert png.read_bytes().startswith(b"\x89PNG")
-        assert f"](../figures/{png.name})" in (board / "methods" / f"{stem}.md").read_text()
+        assert f"](../figures/{png.name})" in (board / "methods" / f"{stem}.md").read_text(
+            encoding="utf-8"
+        )
 
 
 def test_rendering_is_deterministic(board: Path) -> None:
@@ -128,7 +130,7 @@ def test_check_passes_then_catches_a_hand_edit(board: Path, cli, capsys) -> None
     assert check_leaderboard(board / "results", board / "README.md") == []
     assert cli(args) == 0
     readme = board / "README.md"
-    readme.write_text(readme.read_text().replace("| 1 ", "| 2 ", 1))
+    readme.write_text(readme.read_text(encoding="utf-8").replace("| 1 ", "| 2 ", 1))
     problems = check_leaderboard(board / "results", readme)
     assert problems == [f"{readme} differs from what {board / 'results'} gives"]
     capsys.readouterr()
@@ -139,7 +141,7 @@ def test_check_passes_then_catches_a_hand_edit(board: Path, cli, capsys) -> None
 
 def test_check_catches_a_tampered_results_file(board: Path, cli, capsys) -> None:
     path = board / "results" / "good__phantom__demo.json"
-    raw = json.loads(path.read_text())
+    raw = json.loads(path.read_text(encoding="utf-8"))
     raw["stats"]["table2"]["metrics"][8]["median"] = 0.99  # SDT5
     path.write_text(json.dumps(raw))
     with pytest.raises(BenchError, match="good__phantom__demo.json: .*SDT5"):
@@ -171,7 +173,7 @@ def test_stale_pages_are_reported_and_removed(board: Path) -> None:
 def test_empty_and_missing_results(tmp_path: Path) -> None:
     (tmp_path / "results").mkdir()
     write_leaderboard(tmp_path / "results", tmp_path / "README.md")
-    assert "No results yet" in (tmp_path / "README.md").read_text()
+    assert "No results yet" in (tmp_path / "README.md").read_text(encoding="utf-8")
     with pytest.raises(BenchError, match="results directory not found"):
         check_leaderboard(tmp_path / "absent", tmp_path / "README.md")
 

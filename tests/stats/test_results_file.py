@@ -29,7 +29,7 @@ def saved(results: Results, tmp_path: Path) -> Path:
 
 
 def _edit(path: Path, change) -> Path:
-    raw = json.loads(path.read_text())
+    raw = json.loads(path.read_text(encoding="utf-8"))
     change(raw)
     path.write_text(json.dumps(raw))
     return path
@@ -48,7 +48,7 @@ def test_round_trip_keeps_every_field(results: Results, saved: Path) -> None:
 def test_save_is_atomic_and_leaves_no_temporary_files(results: Results, saved: Path) -> None:
     save_results(results, saved)  # overwrite in place
     assert [p.name for p in saved.parent.iterdir()] == [saved.name]
-    assert saved.read_text().endswith("\n")
+    assert saved.read_text(encoding="utf-8").endswith("\n")
 
 
 def test_edited_median_is_rejected_naming_the_file(saved: Path) -> None:

@@ -11,8 +11,11 @@ headers; a series that would need resampling is reported, never resampled.
 
 from __future__ import annotations
 
+import locale
 import logging
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,12 +75,24 @@ def series_files(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: (natural_key(p.parent), natural_key(p)))
 
 
+@contextmanager
+def _locale_kept() -> Iterator[None]:
+    """GDCM (behind SimpleITK's DICOM reading) resets the process locale to "C", after which
+    every `open()` without an encoding decodes ASCII: put the locale back."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
 def read_header(path: Path, case: str | None) -> SliceHeader:
     reader = sitk.ImageFileReader()
     reader.SetImageIO("GDCMImageIO")
     reader.SetFileName(str(path))
     try:
-        reader.ReadImageInformation()
+        with _locale_kept():
+            reader.ReadImageInformation()
     except RuntimeError as error:
         raise InputError("cannot be read as DICOM (corrupted or truncated)", case, path) from error
 
@@ -121,7 +136,8 @@ def read_series(folder: Path, case: str | None = None, allow_tilt: bool = False)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     try:
-        image = reader.Execute()
+        with _locale_kept():
+            image = reader.Execute()
     except RuntimeError as error:
         raise InputError("pixel data cannot be read (corrupted DICOM)", case, folder) from error
     hu = _as_hu(sitk.GetArrayFromImage(image))

@@ -76,7 +76,7 @@ def test_import_maps_pngs_by_file_name_and_keeps_lesion_values(aisd, tmp_path, c
     assert "skipped case 0002: 6 mask slices but 5 DICOM slices" in caplog.text
     text = format_summary(result.summary)
     assert "0002" in text and "Table 3 (non-inferiority) needs at least two raters" in text
-    manifest = json.loads((dataset.root / "dataset.json").read_text())
+    manifest = json.loads((dataset.root / "dataset.json").read_text(encoding="utf-8"))
     assert manifest["import"]["lesion_values"] == [1, 2, 3, 5]
     assert [s["case"] for s in manifest["import"]["skipped"]] == ["0002", "0004"]
     assert "AISD" in manifest["source"]

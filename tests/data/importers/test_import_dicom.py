@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import locale
 import math
 
 import numpy as np
@@ -129,3 +130,10 @@ def test_flipped_mask_is_reoriented_and_another_grid_is_an_error(tmp_path):
     write_nifti(source / "labels" / "A" / "c3.nii.gz", box_mask(1), dicom_geometry(step_mm=4.0))
     with pytest.raises(InputError, match=r"c3\.nii\.gz: rater A mask is on another grid: spacing"):
         import_dataset("dicom", source, tmp_path / "out2", ImportOptions())
+
+
+def test_reading_a_series_keeps_the_process_locale(tmp_path):
+    write_dicom_series(tmp_path / "series", np.zeros((3, 8, 8), np.int16))
+    locale.setlocale(locale.LC_ALL, "C.UTF-8")
+    read_series(tmp_path / "series")
+    assert locale.getpreferredencoding(False) == "UTF-8"

@@ -45,7 +45,7 @@ def test_both_spellings_import_with_the_follow_up_note(tmp_path, raw, acute, fol
     assert [c.id for c in dataset.cases] == sorted(SUBJECTS)
     assert dataset.raters == ("A",)
     assert dataset.case("sub-stroke0003").labels["A"].is_symlink()  # float 0/1 is binary
-    manifest = json.loads((dataset.root / "dataset.json").read_text())
+    manifest = json.loads((dataset.root / "dataset.json").read_text(encoding="utf-8"))
     assert "follow-up infarct" in manifest["source"]
     assert "not acute hypodensity" in manifest["note"]
     assert manifest["license"] == "CC BY-NC-SA 4.0"

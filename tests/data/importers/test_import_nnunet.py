@@ -42,7 +42,7 @@ def test_import_links_pixels_validates_and_splits(tmp_path):
     expected = sorted(2 * s * s * VOXEL_ML for s in SIDES.values())
     assert sorted(summary.volumes_ml["A"]) == pytest.approx(expected)
     assert summary.empty_count("A") == 1
-    manifest = json.loads((tmp_path / "out" / "dataset.json").read_text())
+    manifest = json.loads((tmp_path / "out" / "dataset.json").read_text(encoding="utf-8"))
     assert manifest["license"] == "CC-BY-4.0"
     assert manifest["import"]["layout"] == "nnunet"
     assert "Dataset501_Tiny" in manifest["source"]
