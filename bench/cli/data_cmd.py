@@ -9,7 +9,9 @@ from bench.errors import ValidationError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    data = subparsers.add_parser("data", help="dataset tools: validate, split, import")
+    data = subparsers.add_parser(
+        "data", help="dataset tools: phantom, show, import, validate, split"
+    )
     data_sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
 
     validate = data_sub.add_parser(
@@ -29,8 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     split.set_defaults(func=run_split)
 
     from bench.cli.data_import_cmd import add_import_parser
+    from bench.cli.data_phantom_cmd import add_phantom_parsers
 
     add_import_parser(data_sub)
+    add_phantom_parsers(data_sub)
 
 
 def run_validate(args: argparse.Namespace) -> int:

@@ -1,24 +1,24 @@
 """Statistics of the protocol: Table 2, Table 3 (non-inferiority), image level, rank stability.
 
-Entry point: `compute_study(per_case, method, roles, config)`; see docs/statistics.md.
+Entry point: `compute_study(per_case, method, roles, config)`; see the README's statistics
+section. Exports are imported lazily (`bench.lazy`): the CLI reads `bench.stats.config`
+without importing scipy.
 """
 
-from bench.stats.config import Margin, StatsConfig
-from bench.stats.noninferiority import BiasTest, PrecisionTest, Verdict
-from bench.stats.roles import RaterRoles
-from bench.stats.study import RaterComparison, StudyStats, compute_study
-from bench.stats.summary import PairSummary, Summary
+from bench.lazy import lazy_exports
 
-__all__ = [
-    "BiasTest",
-    "Margin",
-    "PairSummary",
-    "PrecisionTest",
-    "RaterComparison",
-    "RaterRoles",
-    "StatsConfig",
-    "StudyStats",
-    "Summary",
-    "Verdict",
-    "compute_study",
-]
+_EXPORTS = {
+    "Margin": "bench.stats.config",
+    "StatsConfig": "bench.stats.config",
+    "BiasTest": "bench.stats.noninferiority",
+    "PrecisionTest": "bench.stats.noninferiority",
+    "Verdict": "bench.stats.noninferiority",
+    "RaterRoles": "bench.stats.roles",
+    "RaterComparison": "bench.stats.study",
+    "StudyStats": "bench.stats.study",
+    "compute_study": "bench.stats.study",
+    "PairSummary": "bench.stats.summary",
+    "Summary": "bench.stats.summary",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -19,11 +19,13 @@ def test_version(capsys):
     assert capsys.readouterr().out.strip() == f"bench {__version__}"
 
 
-def test_list_imports_no_deep_learning_library():
+@pytest.mark.parametrize("argv", [["list"], ["--help"], ["data", "--help"]])
+def test_help_and_list_import_no_heavy_library(argv):
+    heavy = ("torch", "nnunetv2", "monai", "segmentation_models_pytorch", "scipy", "nilearn")
     code = (
-        "import sys\nfrom bench.cli import main\nmain(['list'])\n"
-        "heavy = [m for m in ('torch', 'nnunetv2', 'monai', 'segmentation_models_pytorch') "
-        "if m in sys.modules]\nassert not heavy, heavy\n"
+        "import sys\nfrom bench.cli import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        f"loaded = [m for m in {heavy!r} if m in sys.modules]\nassert not loaded, loaded\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -1,0 +1,197 @@
+"""The NCCT stroke phantom (smoke profile): a valid dataset, deterministic to the byte, with
+the geometry, labels, laterality, empties and second scans the issue asks for.
+
+Expected values come from the recorded pose and from geometry, never from our own output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.data.dataset import case_files, compute_content_sha256, load_dataset
+from bench.data.phantom import build_phantom, default_cache_dir, ensure_default_phantom
+from bench.data.phantom.profiles import PROFILES
+from bench.data.validate import validate_dataset
+from bench.io import read_geometry, read_image, sha256_file
+
+SMOKE = PROFILES["smoke"]
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory):
+    return build_phantom(tmp_path_factory.mktemp("phantom") / "smoke", "smoke", progress=False)
+
+
+def volume_ml(path: Path) -> float:
+    array, geometry = read_image(path)
+    return float(np.count_nonzero(array)) * geometry.voxel_volume_ml
+
+
+def test_smoke_phantom_is_a_valid_dataset(smoke):
+    assert validate_dataset(smoke) == []
+    manifest = json.loads((smoke.root / "dataset.json").read_text(encoding="utf-8"))
+    assert manifest["name"] == "ncct-phantom-smoke"
+    assert manifest["raters"] == ["A", "B", "C"]
+    assert manifest["reference_rater"] == "A"
+    assert manifest["truth"] == "truth"
+    assert "MNI" in manifest["source"] and manifest["license"]
+    split = json.loads((smoke.root / "splits.json").read_text(encoding="utf-8"))
+    assert split["dataset_sha256"] == smoke.content_sha256
+
+
+def test_images_are_int16_hu_and_labels_binary_uint8_on_the_image_grid(smoke):
+    for case in smoke.cases:
+        image, geometry = read_image(case.image)
+        assert image.dtype == np.int16
+        assert geometry.shape_zyx == (SMOKE.n_slices, SMOKE.matrix, SMOKE.matrix)
+        assert geometry.spacing_zyx_mm == pytest.approx((5.0, SMOKE.inplane_mm, SMOKE.inplane_mm))
+        for name in smoke.label_sets:
+            label, label_geometry = read_image(case.labels[name])
+            assert label.dtype == np.uint8
+            assert set(np.unique(label).tolist()) <= {0, 1}
+            assert geometry.mismatch(label_geometry) is None, (case.id, name)
+
+
+def test_images_look_like_head_ct(smoke):
+    image, _ = read_image(smoke.cases[0].image)
+    corners = image[:, :3, :3]
+    assert abs(float(np.median(corners)) + 1000) < 30, "air outside the head"
+    assert image.max() > 700, "a skull with cortical bone"
+    brain = image[(image > 0) & (image < 60)]
+    assert 20 < float(np.median(brain)) < 45, "brain parenchyma in HU"
+
+
+def test_same_seed_gives_the_same_bytes_and_patients_do_not_depend_on_the_count(smoke, tmp_path):
+    first = build_phantom(tmp_path / "one", "smoke", n_patients=3, progress=False)
+    second = build_phantom(tmp_path / "two", "smoke", n_patients=3, progress=False)
+    assert first.content_sha256 == second.content_sha256
+    for path in case_files(first):
+        relative = path.relative_to(first.root)
+        assert sha256_file(path) == sha256_file(second.root / relative)
+        # Patient k is the same whether the phantom has 3 or 8 patients.
+        assert sha256_file(path) == sha256_file(smoke.root / relative)
+    other = build_phantom(tmp_path / "three", "smoke", n_patients=3, seed=1, progress=False)
+    assert other.content_sha256 != first.content_sha256
+
+
+def test_laterality_is_the_side_of_the_lesion_in_the_heads_own_frame(smoke):
+    checked = 0
+    for case in smoke.cases:
+        truth, geometry = read_image(case.labels["truth"])
+        if not truth.any():
+            continue
+        z, y, x = np.argwhere(truth > 0).mean(axis=0)
+        spacing, origin = np.asarray(geometry.spacing_xyz), np.asarray(geometry.origin_xyz)
+        scanner_lps = origin + spacing * np.array([x, y, z])  # identity direction
+        to_mni = np.asarray(case.meta["scanner_to_mni_mm"])
+        mni_x = (to_mni[:3, :3] @ scanner_lps + to_mni[:3, 3])[0]
+        assert case.laterality == ("right" if mni_x > 0 else "left"), case.id
+        assert abs(mni_x) > 8, "an MCA lesion lies well off the midline"
+        checked += 1
+    assert checked >= 4
+
+
+def test_heads_are_posed_off_the_image_axes(smoke):
+    poses = [case.meta["pose"] for case in smoke.cases]
+    tilted = [p for p in poses if abs(p["yaw_deg"]) > 1 or abs(p["roll_deg"]) > 1]
+    assert len(tilted) >= 0.75 * len(poses)
+    assert any(np.hypot(*p["translation_mm"][:2]) > 3 for p in poses)
+
+
+def test_empty_cases_and_second_scans(smoke):
+    first_scans = [c for c in smoke.cases if c.scan_index == 0]
+    empty = [c for c in first_scans if volume_ml(c.labels["truth"]) == 0]
+    # One patient in every block of the profile has no visible lesion: nobody labels it.
+    assert len(empty) == SMOKE.n_patients // SMOKE.block
+    for case in empty:
+        assert all(volume_ml(case.labels[r]) == 0 for r in smoke.raters)
+    second = [c for c in smoke.cases if c.scan_index == 1]
+    assert len(second) == SMOKE.n_patients // SMOKE.block
+    for case in second:
+        assert case.id == f"{case.patient}_s1"
+        baseline = smoke.case(case.patient)
+        assert volume_ml(case.labels["truth"]) > volume_ml(baseline.labels["truth"])
+        assert case.meta["pose"] != baseline.meta["pose"]
+
+
+def test_raters_differ_as_intended(smoke):
+    ratios_b, ratios_c = [], []
+    for case in smoke.cases:
+        a = volume_ml(case.labels["A"])
+        if a > 0:
+            ratios_b.append(volume_ml(case.labels["B"]) / a)
+            ratios_c.append(volume_ml(case.labels["C"]) / a)
+    assert np.median(ratios_b) > 1.1, "B labels more than A"
+    assert np.median(ratios_c) < 0.9, "C labels less than A"
+
+
+def test_stale_cases_of_a_bigger_earlier_build_are_removed(tmp_path):
+    root = tmp_path / "ph"
+    build_phantom(root, "smoke", n_patients=3, progress=False)
+    dataset = build_phantom(root, "smoke", n_patients=2, progress=False)
+    assert validate_dataset(dataset) == []
+    assert not (root / "images" / "ph0002.nii.gz").exists()
+
+
+def test_default_phantom_is_built_once_and_rebuilt_when_its_files_change(tmp_path, monkeypatch):
+    import bench.data.phantom.build as build
+
+    monkeypatch.setattr(build, "DEFAULT_PROFILE", "smoke")
+    original = build.build_phantom
+    calls = []
+
+    def small_build(out_dir, profile, n_patients=None, seed=0, progress=True):
+        calls.append(profile)
+        return original(out_dir, profile, n_patients=2, seed=seed, progress=False)
+
+    monkeypatch.setattr(build, "build_phantom", small_build)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "ncct-stroke-bench"
+
+    root = ensure_default_phantom()
+    assert root.parent == tmp_path / "xdg" / "ncct-stroke-bench"
+    assert ensure_default_phantom() == root
+    assert calls == ["smoke"], "the second call reuses the cached phantom"
+
+    dataset = load_dataset(root)
+    dataset.cases[0].labels["A"].write_bytes(b"corrupted")
+    assert ensure_default_phantom() == root
+    assert len(calls) == 2, "a file that no longer matches the hash triggers a rebuild"
+    dataset = load_dataset(root)
+    assert compute_content_sha256(root, case_files(dataset)) == dataset.content_sha256
+    assert not [p for p in root.parent.iterdir() if p.name.startswith(".")], "no staging left"
+
+
+def test_cli_builds_and_shows(tmp_path, capsys):
+    from bench.cli.data_phantom_cmd import add_phantom_parsers
+
+    parser = argparse.ArgumentParser()
+    add_phantom_parsers(parser.add_subparsers())
+    out = tmp_path / "cli"
+    args = parser.parse_args(
+        ["phantom", "--out", str(out), "--profile", "smoke", "--patients", "2", "--quiet"]
+    )
+    assert args.func(args) == 0
+    assert "ncct-phantom-smoke:" in capsys.readouterr().out
+    assert len({case.patient for case in load_dataset(out).cases}) == 2
+    png = tmp_path / "show.png"
+    args = parser.parse_args(["show", str(out), "ph0000", "--out", str(png)])
+    assert args.func(args) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 20_000
+    assert read_geometry(out / "images" / "ph0000.nii.gz").shape_zyx[0] == SMOKE.n_slices
+
+
+def test_cli_is_wired_into_bench_data(tmp_path):
+    from bench.cli import build_parser
+
+    try:
+        args = build_parser().parse_args(["data", "phantom", "--out", str(tmp_path)])
+    except SystemExit:
+        pytest.skip("bench data phantom is not wired into bench.cli.data_cmd yet")
+    assert args.profile == "demo" and args.seed == 0
