@@ -20,9 +20,12 @@ from bench.errors import BenchError
 SUBCOMMANDS: tuple[str, ...] = (
     "bench.cli.list_cmd",
     "bench.cli.data_cmd",
+    "bench.cli.run_cmd",
     "bench.cli.evaluate_cmd",
     "bench.cli.stats_cmd",
     "bench.cli.leaderboard_cmd",
+    "bench.cli.submission_cmd",
+    "bench.cli.score_cmd",
 )
 
 

@@ -1,0 +1,342 @@
+"""`bench run`'s pipeline for one method: per fold, fit (unless finished) and predict every
+validation case through the common runner (unless predicted); then hand the predictions on.
+
+Work directory layout (one per dataset; `workspace.json` proves which):
+
+    <workdir>/workspace.json                          dataset name and content hash
+    <workdir>/cache/                                  derived channels (the mirror), per case
+    <workdir>/models/<method>/<profile>/              the method's own folder (all folds)
+    <workdir>/models/<method>/<profile>/fold_<k>.done.json   marker: the fold is trained
+    <workdir>/predictions/<method>/<profile>/<case>.nii.gz   masks (uint8), the image's grid
+        .../probabilities/<case>.nii.gz               lesion probability (float32)
+        .../records/<case>.json                       per-case latency and memory
+
+A fold's marker is written atomically after `fit` returns, so a crash during training leaves
+no marker and the next run calls `fit` again (which continues from the method's checkpoints).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.adapter import FoldCases, FoldIds, LabelledCase, MethodAdapter, Predictor
+from bench.data.dataset import Dataset
+from bench.errors import BenchError
+from bench.io import write_json
+from bench.profiles import Profile, get_profile
+
+log = logging.getLogger(__name__)
+
+WORKSPACE_FILE = "workspace.json"
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Where a run keeps everything (see the module docstring)."""
+
+    root: Path
+    method: str
+    profile: str
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def method_dir(self) -> Path:
+        return self.root / "models" / self.method / self.profile
+
+    @property
+    def predictions_dir(self) -> Path:
+        return self.root / "predictions" / self.method / self.profile
+
+    def fold_marker(self, fold: int) -> Path:
+        return self.method_dir / f"fold_{fold}.done.json"
+
+
+@dataclass
+class FoldResult:
+    fold: int
+    trained_now: bool
+    train_s: float | None  # from the marker when the fold was trained in an earlier run
+    predicted: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    inference_wall_s: float = 0.0
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    method: str
+    profile: Profile
+    layout: RunLayout
+    folds: list[FoldResult]
+    wall_s: float
+
+
+def hardware() -> dict[str, Any]:
+    import torch
+
+    from bench.runner.threads import available_cores
+
+    info = {"platform": platform.platform(), "cpu_cores": available_cores()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def claim_workdir(workdir: Path, dataset: Dataset) -> None:
+    """Tie `workdir` to `dataset`; a workdir made for another dataset is an error."""
+    path = Path(workdir) / WORKSPACE_FILE
+    mine = {"dataset_name": dataset.name, "dataset_sha256": dataset.content_sha256}
+    if path.is_file():
+        theirs = json.loads(path.read_text(encoding="utf-8"))
+        if theirs.get("dataset_sha256") != dataset.content_sha256:
+            raise BenchError(
+                f"{workdir} holds a run of dataset {theirs.get('dataset_name')!r} "
+                f"({str(theirs.get('dataset_sha256'))[:12]}), not {dataset.name!r} "
+                f"({str(dataset.content_sha256)[:12]}): choose another --workdir"
+            )
+        return
+    write_json(mine, path)
+
+
+def fold_cases(
+    dataset: Dataset, split: Mapping[str, Any], fold: int, cache_dir: Path | None = None
+) -> FoldCases:
+    """The plain-data view of one fold that `MethodAdapter.fit` receives."""
+    from bench.splits import fold_cases as split_fold
+
+    reference = dataset.reference_rater
+    every = {
+        case.id: LabelledCase(case.id, case.patient, case.image, case.labels[reference])
+        for case in dataset.cases
+    }
+    folds = tuple(
+        FoldIds(
+            int(f["fold"]),
+            tuple(f["train"]),
+            tuple(f["train_additional"]),
+            tuple(f["val"]),
+        )
+        for f in split["folds"]
+    )
+    mine = split_fold(split, fold)  # a fold the split lacks is an InputError here
+    return FoldCases(
+        fold=fold,
+        train=tuple(every[i] for i in mine["train"]),
+        train_additional=tuple(every[i] for i in mine["train_additional"]),
+        val=tuple(every[i] for i in mine["val"]),
+        split=folds,
+        all_cases=every,
+        dataset_sha256=dataset.content_sha256,
+        cache_dir=cache_dir,
+    )
+
+
+def run_method(
+    method: str | MethodAdapter,
+    dataset: Dataset,
+    profile: str | Profile,
+    workdir: Path,
+    folds: Sequence[int] | None = None,
+    split: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    device: str | None = None,
+) -> RunResult:
+    """Fit and predict `folds` (default: all) of `method`; finished parts are skipped."""
+    from bench.runner import CaseInput, InferenceSettings, is_finished, predict_cases
+    from bench.splits import load_split
+
+    profile = get_profile(profile)
+    adapter, name = _adapter(method)
+    split = split or load_split(dataset)
+    all_folds = [int(f["fold"]) for f in split["folds"]]
+    folds = list(all_folds if folds is None else folds)
+    unknown = sorted(set(folds) - set(all_folds))
+    if unknown:
+        raise BenchError(f"the split has no fold {unknown[0]} (folds {all_folds})")
+    claim_workdir(workdir, dataset)
+    layout = RunLayout(Path(workdir), name, profile.name)
+    settings = InferenceSettings.from_profile(profile, device=device)
+    started = time.perf_counter()
+    results = []
+    for fold in folds:
+        cases = fold_cases(dataset, split, fold, layout.cache_dir)
+        result, predictor = _fit_or_load(adapter, cases, layout, profile, name)
+        inputs = [CaseInput(c.id, c.image) for c in cases.val]
+        if predictor is None and any(not is_finished(layout.predictions_dir, c.id) for c in inputs):
+            predictor = adapter.load(layout.method_dir, fold, profile)
+        if predictor is not None:
+            summary = predict_cases(
+                predictor, inputs, layout.predictions_dir, settings, layout.cache_dir, progress
+            )
+            result.predicted = [r.case for r in summary.records]
+            result.skipped = summary.skipped
+            result.inference_wall_s = summary.wall_s
+        else:
+            result.skipped = [c.id for c in inputs]
+        result.records = _records(layout.predictions_dir, [c.id for c in inputs])
+        results.append(result)
+        log.info(
+            "fold %d: %s, %d case(s) predicted, %d already done",
+            fold,
+            "trained" if result.trained_now else "already trained",
+            len(result.predicted),
+            len(result.skipped),
+        )
+    return RunResult(name, profile, layout, results, time.perf_counter() - started)
+
+
+def _adapter(method: str | MethodAdapter) -> tuple[MethodAdapter, str]:
+    if isinstance(method, MethodAdapter):
+        return method, type(method).__name__
+    from bench.registry import methods
+
+    return methods().get(method)(), method
+
+
+def _fit_or_load(
+    adapter: MethodAdapter, cases: FoldCases, layout: RunLayout, profile: Profile, name: str
+) -> tuple[FoldResult, Predictor | None]:
+    marker = layout.fold_marker(cases.fold)
+    if marker.is_file():
+        done = json.loads(marker.read_text(encoding="utf-8"))
+        now = {"profile": json.loads(json.dumps(profile.to_dict())), "version": adapter.version}
+        then = {"profile": done.get("profile"), "version": done.get("adapter_version")}
+        if now != then:
+            raise BenchError(
+                f"fold {cases.fold} of {name} in {layout.method_dir} was trained with another "
+                f"'{profile.name}' profile or adapter version; delete that folder to retrain"
+            )
+        return FoldResult(cases.fold, False, done.get("train_s")), None
+    layout.method_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    predictor = adapter.fit(cases, cases.fold, layout.method_dir, profile)
+    train_s = time.perf_counter() - started
+    write_json(
+        {
+            "method": name,
+            "adapter_version": adapter.version,
+            "settings": {k: repr(v) for k, v in adapter.settings().items()},
+            "profile": profile.to_dict(),
+            "fold": cases.fold,
+            "train_s": round(train_s, 3),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "predictor": predictor.metadata,
+        },
+        marker,
+    )
+    return FoldResult(cases.fold, True, train_s), predictor
+
+
+def _records(predictions_dir: Path, case_ids: Sequence[str]) -> list[dict[str, Any]]:
+    from bench.runner.runner import output_paths
+
+    records = []
+    for case_id in case_ids:
+        path = output_paths(predictions_dir, case_id)[2]
+        if path.is_file():
+            records.append(json.loads(path.read_text(encoding="utf-8")))
+    return records
+
+
+@dataclass
+class ScoreReport:
+    per_case: Any  # pandas.DataFrame with bench.metric_names.PER_CASE_COLUMNS
+    results_path: Path | None  # written only when every fold's cases are predicted
+    text: str
+
+
+def score_run(result: RunResult, dataset: Dataset, split: Mapping[str, Any]) -> ScoreReport:
+    """Score every finished prediction against every rater; with all folds done, the study.
+
+    The evaluator (`bench.evaluate.score_study`) caches per-case scores under
+    `<workdir>/scores/`; the results file (`bench.results`) goes to `<workdir>/results/`.
+    """
+    from tabulate import tabulate
+
+    from bench.evaluate import score_study
+    from bench.runner.runner import is_finished
+
+    layout = result.layout
+    predicted = [c.id for c in dataset.cases if is_finished(layout.predictions_dir, c.id)]
+    per_case = score_study(
+        dataset,
+        {result.method: layout.predictions_dir},
+        cache_dir=layout.root / "scores" / layout.method / layout.profile,
+        cases=predicted,
+    )
+    validated = {case for fold in split["folds"] for case in fold["val"]}
+    missing = sorted(validated - set(predicted))
+    if missing:
+        text = (
+            f"scored {len(predicted)} case(s); the study and the results file need every fold "
+            f"({len(missing)} validation case(s) not predicted yet, e.g. {missing[0]})"
+        )
+        return ScoreReport(per_case, None, text)
+    results = _results(result, dataset, split, per_case)
+    from bench.results import save_results
+    from bench.stats.tables import table2
+
+    path = save_results(results, layout.root / "results" / f"{results.stem}.json")
+    headers, rows = table2(results.stats)
+    title = f"Table 2: {dataset.reference_rater} (reference) vs {result.method}"
+    text = f"{title}\n{tabulate(rows, headers=headers)}\nresults: {path}"
+    return ScoreReport(per_case, path, text)
+
+
+def _results(result: RunResult, dataset: Dataset, split: Mapping[str, Any], per_case: Any):
+    from bench.io import sha256_file
+    from bench.results import build_results
+    from bench.runner.runner import output_paths
+    from bench.stats import RaterRoles
+
+    validated = sorted({case for fold in split["folds"] for case in fold["val"]})
+    records = {r["case"]: r for r in _records(result.layout.predictions_dir, validated)}
+    train = {}
+    for fold in split["folds"]:
+        marker = result.layout.fold_marker(int(fold["fold"]))
+        if marker.is_file():
+            train[str(fold["fold"])] = json.loads(marker.read_text(encoding="utf-8"))["train_s"]
+    peak = [r["peak_device_mb"] or r["peak_rss_mb"] for r in records.values()]
+    metadata = {
+        "dataset_name": dataset.name,
+        "dataset_sha256": dataset.content_sha256,
+        "split_sha256": split["split_sha256"],
+        "profile": result.profile.name,
+        "adapter_version": _adapter(result.method)[0].version,
+        "git_commit": _git_commit(),
+        "hardware": {k: str(v) for k, v in hardware().items()},
+        "train_seconds_per_fold": train,
+        "inference_seconds_per_case": {c: r["latency_s"] for c, r in records.items()},
+        "peak_memory_mb": max(peak) if peak else None,
+        "prediction_sha256": {
+            c: sha256_file(output_paths(result.layout.predictions_dir, c)[0]) for c in validated
+        },
+    }
+    table = per_case[per_case["case"].isin(validated)]
+    return build_results(table, result.method, RaterRoles.from_dataset(dataset), metadata)
+
+
+def _git_commit() -> str:
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"

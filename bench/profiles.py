@@ -1,0 +1,147 @@
+"""Run profiles: network size, patch, resolution, training budget and test-time settings.
+
+A profile is data, and every default lives here. Methods read what applies to them (an
+nnU-Net adapter caps nnU-Net's own plan with `patch_size`, `base_features`...; an SMP adapter
+may read only the training budget), and the results file records the profile by name so the
+leaderboard never ranks a `demo` model next to a `paper` one.
+
+Numbers behind the `demo` choices (2 CPU cores): nnU-Net's own plan for the phantom (32 base
+features, patch 28x112x96) costs ~35 s per training iteration (FIELD-NOTES.md). At the
+phantom's 1.875 mm a 16x80x80 patch needs 27 windows per case and inference took 15-19 s a
+case; at 3.75 mm in-plane (32x64x64 in network space) a 16x64x64 patch needs 3 and took ~1.2 s
+(with left-right mirroring), and a training iteration ~0.7 s on one thread. nnU-Net's 8-fold
+test-time mirroring multiplies inference by 8, so `demo` mirrors left-right only (the one flip
+a head CT makes plausible), which doubles it. On the phantom's subtle lesions (3-6 HU), fold 0,
+200 iterations: nnunet3d learned nothing (Adam 1e-3 with nnU-Net's 33% lesion-centred patches,
+or Adam 3e-3 with 66%); nnunet3d_mirrored with the latter reached SDT5 0.37 (median) against
+rater A, where a fixed blob scores 0.0, in 45 s of preparation and 80 s of training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from bench.errors import BenchError
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything a run's cost and fidelity depend on. `None` means "what the method plans"."""
+
+    name: str
+    description: str
+    # --- resolution and network -------------------------------------------------------------
+    target_spacing_mm: tuple[float, float, float] | None = None  # (z, y, x); None: method's plan
+    base_features: int | None = None  # features of the first stage; None: method's plan (32)
+    max_features: int | None = None  # cap on features per stage; None: method's plan (320)
+    patch_size: tuple[int, int, int] | None = None  # upper bound (z, y, x) on the 3D patch
+    patch_size_2d: tuple[int, int] | None = None  # upper bound (y, x) on the 2D patch
+    batch_size: int | None = None  # 3D batch; None: method's plan
+    batch_size_2d: int | None = None
+    # --- training budget ---------------------------------------------------------------------
+    # nnU-Net's SGD (lr 1e-2, momentum 0.99, poly decay) is tuned for 250,000 iterations; on a
+    # budget of a few hundred it stays on "all background" (measured on synthetic heads: SGD
+    # predicted no lesion after 300 iterations, Adam at 1e-3 reached a batch Dice of 0.6 by
+    # 150). Short profiles therefore train with Adam, under the same poly decay.
+    optimizer: str = "sgd"  # "sgd" (nnU-Net's) or "adam"
+    learning_rate: float | None = None  # None: 1e-2 for SGD (nnU-Net's), 1e-3 for Adam
+    foreground_oversampling: float | None = None  # share of patches centred on lesion; 0.33
+    epochs: int = 1000
+    iterations_per_epoch: int = 250
+    val_iterations_per_epoch: int = 50
+    augmentation_workers: int | None = None  # background augmentation processes; None: default
+    checkpoint_every: int = 50  # epochs between resumable checkpoints
+    early_stopping_patience: int = 50  # epochs without a better validation pseudo-Dice (tuned)
+    seed: int = 0
+    # --- inference ---------------------------------------------------------------------------
+    tta_mirror_axes: tuple[int, ...] = (0, 1, 2)  # (z, y, x) axes; intersected with the method's
+    sw_overlap: float = 0.5  # nnU-Net's tile step 0.5
+    sw_batch_size: int = 4  # windows per forward pass: batching pays on CPU (4.3 s -> 1.0 s)
+    sw_batch_size_2d: int = 16  # slice windows are ~16x smaller than 3D ones
+    threshold: float = 0.5  # a voxel is lesion where its probability is above this
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_overrides(self, **changes: Any) -> Profile:
+        """A copy with some fields changed (tests and experiments), keeping the name honest."""
+        unknown = sorted(set(changes) - set(self.to_dict()))
+        if unknown:
+            raise BenchError(f"unknown profile field(s): {', '.join(unknown)}")
+        return replace(self, **changes)
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile(
+            name="smoke",
+            description="seconds: proves every method runs end to end; the model learns nothing",
+            base_features=4,
+            max_features=16,
+            patch_size=(16, 32, 32),
+            patch_size_2d=(32, 32),
+            batch_size=2,
+            batch_size_2d=4,
+            optimizer="adam",
+            epochs=2,
+            iterations_per_epoch=2,
+            val_iterations_per_epoch=1,
+            augmentation_workers=0,
+            checkpoint_every=1,
+            early_stopping_patience=1,
+            tta_mirror_axes=(2,),
+            sw_batch_size=4,
+        ),
+        Profile(
+            name="demo",
+            description="CPU default: one method on the phantom, all folds, in about 10 minutes",
+            target_spacing_mm=(5.0, 3.75, 3.75),
+            base_features=8,
+            max_features=64,
+            patch_size=(16, 64, 64),
+            patch_size_2d=(64, 64),
+            batch_size=2,
+            batch_size_2d=8,
+            optimizer="adam",
+            learning_rate=3e-3,
+            foreground_oversampling=0.66,
+            epochs=8,
+            iterations_per_epoch=25,
+            val_iterations_per_epoch=2,
+            augmentation_workers=1,
+            checkpoint_every=1,
+            early_stopping_patience=3,
+            tta_mirror_axes=(2,),
+            sw_batch_size=4,
+        ),
+        Profile(
+            name="paper",
+            description="the study's settings on a GPU: nnU-Net's own plans, native spacing, "
+            "batch 2, 500 epochs",
+            batch_size=2,
+            epochs=500,
+            iterations_per_epoch=250,
+            val_iterations_per_epoch=50,
+            checkpoint_every=10,
+            early_stopping_patience=50,
+            tta_mirror_axes=(0, 1, 2),
+            sw_batch_size=4,
+        ),
+    )
+}
+
+DEFAULT_PROFILE = "demo"
+
+
+def get_profile(name: str | Profile) -> Profile:
+    """The named profile (a Profile passes through, so callers may hand in an override)."""
+    if isinstance(name, Profile):
+        return name
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise BenchError(
+            f"unknown profile {name!r} (choose one of {', '.join(sorted(PROFILES))})"
+        ) from None

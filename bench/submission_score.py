@@ -1,0 +1,101 @@
+"""Scoring a predictions-only submission: masks made elsewhere, scored like `bench run`'s.
+
+The folder must hold exactly one `<case>.nii.gz` mask per validation case of the dataset's
+split (every fold), each on its image's exact grid; `probabilities/<case>.nii.gz` is optional
+and checked the same way. The scores and the results file are the same as for a method the
+harness trained (`bench.evaluate`, `bench.results`); the profile is recorded as `submitted`
+unless the manifest names one, so the leaderboard never ranks it next to another profile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.data.dataset import Dataset
+from bench.errors import BenchError, InputError
+
+DEFAULT_PROFILE = "submitted"
+
+
+@dataclass(frozen=True)
+class ScoreOutcome:
+    results_path: Path
+    text: str
+
+
+def check_predictions(dataset: Dataset, folder: Path, case_ids: list[str]) -> None:
+    """Coverage (missing, extra cases) and geometry of every mask and optional probability."""
+    from bench.evaluate.loading import nifti_files
+    from bench.io import read_geometry
+
+    files = nifti_files(folder)
+    expected = set(case_ids)
+    for name, path in files.items():
+        if name not in expected:
+            raise InputError("prediction for a case that is not a validation case", name, path)
+    for case in case_ids:
+        if case not in files:
+            raise InputError("no prediction for this case", case, folder / f"{case}.nii.gz")
+    probabilities = folder / "probabilities"
+    optional = nifti_files(probabilities) if probabilities.is_dir() else {}
+    for name, path in optional.items():
+        if name not in expected:
+            raise InputError("probability for a case that is not a validation case", name, path)
+    for case in case_ids:
+        image = read_geometry(dataset.case(case).image, case)
+        for path in (files[case], optional.get(case)):
+            if path is None:
+                continue
+            problem = image.mismatch(read_geometry(path, case), "prediction")
+            if problem:
+                raise InputError(problem, case, path)
+
+
+def score_predictions(submission: Path, dataset: Dataset, out_dir: Path) -> ScoreOutcome:
+    """Validate, score and write the results file `out_dir/results/<stem>.json`."""
+    from tabulate import tabulate
+
+    from bench.evaluate import score_study
+    from bench.io import sha256_file
+    from bench.pipeline import _git_commit, hardware
+    from bench.results import build_results, save_results
+    from bench.splits import load_split
+    from bench.stats import RaterRoles
+    from bench.stats.tables import table2
+    from bench.submissions import validate_manifest
+
+    manifest = validate_manifest(Path(submission))
+    if manifest.kind != "predictions":
+        raise BenchError(
+            f"{submission}: kind is {manifest.kind!r}; `bench score` takes a predictions "
+            f"submission (train an adapter with `bench run --method {manifest.name}`)"
+        )
+    folder = Path(submission) / manifest.entry
+    if not folder.is_dir():
+        raise InputError(f"entry {manifest.entry!r} is not a folder of predictions", file=folder)
+    split = load_split(dataset)
+    validated = sorted({case for fold in split["folds"] for case in fold["val"]})
+    check_predictions(dataset, folder, validated)
+    per_case = score_study(
+        dataset, {manifest.name: folder}, cache_dir=Path(out_dir) / "scores" / manifest.name
+    )
+    metadata = {
+        "dataset_name": dataset.name,
+        "dataset_sha256": dataset.content_sha256,
+        "split_sha256": split["split_sha256"],
+        "profile": str(manifest.extra.get("profile", DEFAULT_PROFILE)),
+        "adapter_version": str(manifest.extra.get("version", "1")),
+        "git_commit": _git_commit(),
+        "hardware": {k: str(v) for k, v in hardware().items()},
+        "prediction_sha256": {case: sha256_file(folder / f"{case}.nii.gz") for case in validated},
+    }
+    table = per_case[per_case["case"].isin(validated)]
+    try:
+        results = build_results(table, manifest.name, RaterRoles.from_dataset(dataset), metadata)
+    except ValueError as error:  # a name or profile the results schema refuses
+        raise InputError(str(error), file=Path(submission) / "submission.toml") from error
+    path = save_results(results, Path(out_dir) / "results" / f"{results.stem}.json")
+    headers, rows = table2(results.stats)
+    title = f"Table 2: {dataset.reference_rater} (reference) vs {manifest.name}"
+    return ScoreOutcome(path, f"{title}\n{tabulate(rows, headers=headers)}\nresults: {path}")

@@ -1,0 +1,217 @@
+"""Contributed methods: make one from the template, and check that one works before review.
+
+`check_submission` reads the manifest (every field a reviewer needs), then runs the adapter in
+a fresh Python process (`python -m bench.submissions`): a crash, a bad import or a stray
+`sys.exit` in contributed code cannot take the harness down, and the report names the stage
+that failed (import, construct, fit, predict, score) in one line. The run is the smoke profile
+on a tiny synthetic dataset (`bench.check_dataset`), fold 0 only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.adapter import CHANNELS
+from bench.errors import BenchError, InputError
+from bench.registry import SUBMISSION_MANIFEST, SubmissionManifest, read_submission_manifest
+
+log = logging.getLogger(__name__)
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "submissions" / "_template"
+PACKAGE_ROOT = TEMPLATE.parent  # the repository's `submissions` package
+# What a reviewer needs beyond what the registry needs (name, authors, entry, kind).
+REVIEW_FIELDS = ("contact", "description", "license")
+CHECK_TIMEOUT_S = 600
+STAGES = ("import", "construct", "fit", "predict", "score")
+
+
+def validate_manifest(folder: Path) -> SubmissionManifest:
+    """The manifest, with every field a submission must fill in; one InputError otherwise."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError("is not a submission folder", file=folder)
+    manifest = read_submission_manifest(folder)
+    path = folder / SUBMISSION_MANIFEST
+    present = {"description": manifest.description, **manifest.extra}
+    missing = [key for key in REVIEW_FIELDS if not str(present.get(key, "")).strip()]
+    if missing:
+        raise InputError(f"missing required field(s): {', '.join(missing)}", file=path)
+    if manifest.kind == "adapter":
+        channels = manifest.extra.get("input_channels")
+        if not channels or not isinstance(channels, list):
+            raise InputError("missing required field(s): input_channels", file=path)
+        unknown = [c for c in channels if c not in CHANNELS]
+        if unknown:
+            raise InputError(f"unknown input channel {unknown[0]!r} (known: {CHANNELS})", file=path)
+        module = manifest.entry.split(":")[0]
+        if not (folder / f"{module.replace('.', '/')}.py").is_file():
+            raise InputError(
+                f"entry {manifest.entry!r}: no file {module}.py in the folder", file=path
+            )
+    return manifest
+
+
+def new_submission(name: str, root: Path = PACKAGE_ROOT) -> Path:
+    """Copy the template to `root/name` with `name` filled in."""
+    if not name.isidentifier() or name.startswith("_"):
+        raise BenchError(
+            f"submission name {name!r} must be a Python identifier not starting with _"
+        )
+    target = Path(root) / name
+    if target.exists():
+        raise InputError("already exists: choose another name", file=target)
+    shutil.copytree(TEMPLATE, target, ignore=shutil.ignore_patterns("__pycache__"))
+    manifest = target / SUBMISSION_MANIFEST
+    text = manifest.read_text(encoding="utf-8").replace('name = "my_method"', f'name = "{name}"')
+    manifest.write_text(text, encoding="utf-8")
+    return target
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    folder: Path
+    name: str
+    kind: str
+    seconds: float | None = None  # the smoke run's wall time (adapters)
+
+    def summary(self) -> str:
+        timing = f" in {self.seconds:.1f} s" if self.seconds is not None else ""
+        return f"{self.folder}: ok ({self.kind} submission {self.name!r}{timing})"
+
+
+def check_submission(folder: Path, timeout_s: int = CHECK_TIMEOUT_S) -> CheckReport:
+    """Validate the manifest and, for an adapter, run it on the smoke profile in a subprocess."""
+    folder = Path(folder).resolve()
+    manifest = validate_manifest(folder)
+    if manifest.kind == "predictions":
+        predictions = folder / manifest.entry
+        if not predictions.is_dir():
+            raise InputError(
+                f"entry {manifest.entry!r} is not a folder of predictions", file=folder
+            )
+        return CheckReport(folder, manifest.name, manifest.kind)
+    with tempfile.TemporaryDirectory(prefix="bench-check-") as scratch:
+        report = Path(scratch) / "report.json"
+        command = [sys.executable, "-m", "bench.submissions", str(folder), scratch, str(report)]
+        try:
+            subprocess.run(command, timeout=timeout_s, capture_output=True, text=True, check=False)
+        except subprocess.TimeoutExpired:
+            raise BenchError(f"{folder}: the smoke run took longer than {timeout_s} s") from None
+        if not report.is_file():
+            raise BenchError(f"{folder}: the check process died before reporting (a crash?)")
+        outcome = json.loads(report.read_text(encoding="utf-8"))
+    if outcome["error"]:
+        raise BenchError(f"{folder}: {outcome['stage']} failed: {outcome['error']}")
+    return CheckReport(folder, manifest.name, manifest.kind, outcome["seconds"])
+
+
+def import_adapter(folder: Path, entry: str) -> type:
+    """The adapter class named by `entry`, imported as the registry would."""
+    import importlib
+
+    module, attr = entry.split(":")
+    folder = Path(folder).resolve()
+    if folder.parent == PACKAGE_ROOT.resolve():
+        name = f"submissions.{folder.name}.{module}"
+    else:
+        sys.path.insert(0, str(folder.parent))
+        name = f"{folder.name}.{module}"
+    return getattr(importlib.import_module(name), attr)
+
+
+def run_smoke(folder: Path, scratch: Path) -> dict:
+    """Import, construct, fit fold 0 and predict and score it; stop at the first failure."""
+    import time
+
+    from bench.adapter import MethodAdapter
+
+    stage, started = "import", time.perf_counter()
+    try:
+        manifest = validate_manifest(folder)
+        cls = import_adapter(folder, manifest.entry)
+        if not (isinstance(cls, type) and issubclass(cls, MethodAdapter)):
+            raise BenchError(f"{manifest.entry} is not a subclass of bench.adapter.MethodAdapter")
+        declared = tuple(manifest.extra["input_channels"])
+        if tuple(cls.input_channels) != declared:
+            raise BenchError(
+                f"the manifest declares input_channels {list(declared)}, "
+                f"the adapter {list(cls.input_channels)}"
+            )
+        stage = "construct"
+        adapter = cls()
+        stage = "fit"
+        _fit_predict_score(adapter, scratch)
+    except _StageError as error:
+        return {"stage": error.stage, "error": _one_line(error.error), "seconds": None}
+    except Exception as error:  # contributed code may raise anything: report it, in one line
+        return {"stage": stage, "error": _one_line(error), "seconds": None}
+    return {"stage": "done", "error": None, "seconds": time.perf_counter() - started}
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if isinstance(error, BenchError):
+        return text
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class _StageError(Exception):
+    """An error raised by contributed code during `stage`."""
+
+    def __init__(self, stage: str, error: BaseException):
+        super().__init__(str(error))
+        self.stage, self.error = stage, error
+
+
+def _fit_predict_score(adapter, scratch: Path) -> float:
+    import time
+
+    from bench.check_dataset import write_check_dataset
+    from bench.evaluate import score_study
+    from bench.pipeline import fold_cases
+    from bench.profiles import get_profile
+    from bench.runner import CaseInput, InferenceSettings, predict_cases
+    from bench.splits import load_split
+
+    started = time.perf_counter()
+    dataset = write_check_dataset(scratch / "data")
+    profile = get_profile("smoke")
+    cases = fold_cases(dataset, load_split(dataset), 0, scratch / "cache")
+    workdir = scratch / "model"
+    workdir.mkdir()
+    predictor = _stage("fit", adapter.fit, cases, 0, workdir, profile)
+    out = scratch / "predictions"
+    settings = InferenceSettings.from_profile(profile, device="cpu")
+    inputs = [CaseInput(c.id, c.image) for c in cases.val]
+    _stage("predict", predict_cases, predictor, inputs, out, settings, scratch / "cache")
+    _stage(
+        "score", score_study, dataset, {"submission": out}, None, 1, cases=[c.id for c in cases.val]
+    )
+    return time.perf_counter() - started
+
+
+def _stage(stage: str, function, *args, **kwargs):
+    try:
+        return function(*args, **kwargs)
+    except Exception as error:
+        raise _StageError(stage, error) from error
+
+
+def main(argv: list[str]) -> int:
+    """`python -m bench.submissions FOLDER SCRATCH REPORT`: the check's subprocess."""
+    logging.basicConfig(level=logging.WARNING)
+    folder, scratch, report = (Path(a) for a in argv)
+    outcome = run_smoke(folder, scratch)
+    report.write_text(json.dumps(outcome), encoding="utf-8")
+    return 0 if outcome["error"] is None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

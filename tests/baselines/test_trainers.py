@@ -1,0 +1,44 @@
+"""The bench trainer's own rules, on stand-ins (no training): strict split, early stopping."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from baselines.nnunet.trainers import BenchTrainer
+from baselines.nnunet.workspace import Workspace, write_splits_final
+from bench.errors import BenchError
+
+
+def test_a_fold_missing_from_splits_final_is_an_error_not_a_random_split(tmp_path):
+    workspace = Workspace(tmp_path)
+    write_splits_final(workspace, [{"fold": 0, "train": ["a"], "val": ["b"]}])
+    trainer = SimpleNamespace(
+        preprocessed_dataset_folder_base=str(workspace.preprocessed_dataset), fold=1
+    )
+    with pytest.raises(BenchError, match="no fold 1.*refusing"):
+        BenchTrainer.do_split(trainer)
+    trainer.fold = 0
+    assert BenchTrainer.do_split(trainer) == (["a"], ["b"])
+    with pytest.raises(BenchError, match="numbered 0..n-1"):
+        write_splits_final(workspace, [{"fold": 1, "train": [], "val": []}])
+
+
+@pytest.mark.parametrize(
+    ("ema", "stop"),
+    [
+        ([0.0] * 6, False),  # never found a lesion yet: keep training
+        ([0.1, 0.5, 0.4, 0.3, 0.2, 0.1], True),  # best at epoch 1, then 4 epochs worse
+        ([0.1, 0.5, 0.4], False),  # still in the first half of the budget
+        ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], False),  # still improving
+        ([float("nan")] * 6, False),  # no validation foreground at all
+    ],
+)
+def test_early_stopping(ema, stop):
+    trainer = SimpleNamespace(
+        early_stopping_patience=3,
+        num_epochs=6,
+        logger=SimpleNamespace(get_value=lambda key, step: ema),
+    )
+    assert BenchTrainer.should_stop(trainer) is stop

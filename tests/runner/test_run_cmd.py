@@ -1,0 +1,55 @@
+"""`bench run`'s user errors: one line on stderr and exit code 2, before anything trains."""
+
+from __future__ import annotations
+
+import pytest
+
+import bench.cli
+from bench.pipeline import claim_workdir
+from bench.splits import make_split, write_split
+from tests.factories import write_tiny_dataset
+
+
+@pytest.fixture(autouse=True)
+def with_run_command(monkeypatch):
+    if "bench.cli.run_cmd" not in bench.cli.SUBCOMMANDS:
+        monkeypatch.setattr(bench.cli, "SUBCOMMANDS", (*bench.cli.SUBCOMMANDS, "bench.cli.run_cmd"))
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    data = write_tiny_dataset(tmp_path / "tiny")
+    write_split(data, make_split(data, n_folds=2))
+    return data
+
+
+def run(argv, capsys):
+    code = bench.cli.main(["run", *argv])
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+def test_unknown_method(dataset, capsys):
+    code, err = run(["--method", "nnunet3dd", "--dataset", str(dataset.root)], capsys)
+    assert code == 2 and len(err) == 1 and "did you mean 'nnunet3d'" in err[0]
+
+
+def test_dataset_failing_validation(dataset, capsys, tmp_path):
+    (dataset.root / "images" / f"{dataset.cases[0].id}.nii.gz").write_bytes(b"not nifti")
+    code, err = run(["--method", "nnunet3d", "--dataset", str(dataset.root), "--quiet"], capsys)
+    assert code == 2 and err and all(line.startswith("error: ") for line in err)
+    assert any(dataset.cases[0].id in line for line in err)
+
+
+def test_workdir_of_another_dataset(dataset, capsys, tmp_path):
+    other = write_tiny_dataset(tmp_path / "other", n_patients=5, seed=2)
+    claim_workdir(tmp_path / "work", other)
+    argv = ["--method", "nnunet3d", "--dataset", str(dataset.root), "--quiet"]
+    code, err = run([*argv, "--workdir", str(tmp_path / "work")], capsys)
+    assert code == 2 and len(err) == 1 and "holds a run of dataset" in err[0]
+
+
+def test_malformed_folds(dataset, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.cli.main(["run", "--method", "nnunet3d", "--folds", "a,b"])
+    assert exit_info.value.code == 2
+    assert "--folds must look like 0,1,2" in capsys.readouterr().err
