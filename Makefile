@@ -19,8 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/bench --version
-	$(VENV)/bin/bench list
+	$(VENV)/bin/bench run --method nnunet3d_mirrored_tuned
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -190,9 +190,28 @@ def write_image(array: np.ndarray, geometry: Geometry, path: str | Path) -> None
         sitk.WriteImage(image, str(tmp), useCompression=True)
 
 
+def read_json_object(path: str | Path, missing: str = "file is missing") -> dict[str, Any]:
+    """A JSON file that must hold an object; every way it can fail is one InputError line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(missing, file=path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"is not valid JSON ({error})", file=path) from error
+    if not isinstance(data, dict):
+        raise InputError("must hold a JSON object", file=path)
+    return data
+
+
 def write_text(text: str, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_bytes(data: bytes, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_json(data: Any, path: str | Path) -> None:

@@ -86,9 +86,10 @@ def hardware() -> dict[str, Any]:
 
     from bench.runner.threads import available_cores
 
-    info = {"platform": platform.platform(), "cpu_cores": available_cores()}
+    cores = available_cores()
+    info = {"platform": platform.platform(), "cpu_cores": cores, "device": f"{cores}-core CPU"}
     if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
+        info["gpu"] = info["device"] = torch.cuda.get_device_name()
     return info
 
 
@@ -261,7 +262,6 @@ def score_run(result: RunResult, dataset: Dataset, split: Mapping[str, Any]) -> 
     The evaluator (`bench.evaluate.score_study`) caches per-case scores under
     `<workdir>/scores/`; the results file (`bench.results`) goes to `<workdir>/results/`.
     """
-    from tabulate import tabulate
 
     from bench.evaluate import score_study
     from bench.runner.runner import is_finished
@@ -284,13 +284,11 @@ def score_run(result: RunResult, dataset: Dataset, split: Mapping[str, Any]) -> 
         return ScoreReport(per_case, None, text)
     results = _results(result, dataset, split, per_case)
     from bench.results import save_results
-    from bench.stats.tables import table2
+    from bench.stats.tables import study_report
 
     path = save_results(results, layout.root / "results" / f"{results.stem}.json")
-    headers, rows = table2(results.stats)
-    title = f"Table 2: {dataset.reference_rater} (reference) vs {result.method}"
-    text = f"{title}\n{tabulate(rows, headers=headers)}\nresults: {path}"
-    return ScoreReport(per_case, path, text)
+    report = study_report(results.stats, result.method, dataset.reference_rater)
+    return ScoreReport(per_case, path, f"{report}\n\nresults: {path}")
 
 
 def _results(result: RunResult, dataset: Dataset, split: Mapping[str, Any], per_case: Any):

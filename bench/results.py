@@ -11,9 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
 import re
-import tempfile
 import types
 import typing
 from collections.abc import Mapping
@@ -27,6 +25,7 @@ import pandas as pd
 
 from bench import __version__
 from bench.errors import BenchError
+from bench.io import write_text
 from bench.metric_names import METRIC_NAMES, PER_CASE_COLUMNS
 from bench.stats.config import StatsConfig
 from bench.stats.per_case import validate_per_case
@@ -224,24 +223,8 @@ def save_results(results: Results, path: str | Path) -> Path:
     text = json.dumps(encoded, indent=2, allow_nan=False)
     row_lines = ",\n".join("      " + json.dumps(r, allow_nan=False) for r in rows)
     text = text.replace('"__ROWS__"', "[\n" + row_lines + "\n    ]" if rows else "[]", 1)
-    write_text_atomic(path, text + "\n")
+    write_text(text + "\n", path)
     return path
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def load_results(path: str | Path) -> Results:

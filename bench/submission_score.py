@@ -27,20 +27,14 @@ class ScoreOutcome:
 def check_predictions(dataset: Dataset, folder: Path, case_ids: list[str]) -> None:
     """Coverage (missing, extra cases) and geometry of every mask and optional probability."""
     from bench.evaluate.loading import nifti_files
+    from bench.evaluate.study import prediction_files
     from bench.io import read_geometry
 
-    files = nifti_files(folder)
-    expected = set(case_ids)
-    for name, path in files.items():
-        if name not in expected:
-            raise InputError("prediction for a case that is not a validation case", name, path)
-    for case in case_ids:
-        if case not in files:
-            raise InputError("no prediction for this case", case, folder / f"{case}.nii.gz")
+    files = prediction_files(folder, case_ids, expected="a validation case")
     probabilities = folder / "probabilities"
     optional = nifti_files(probabilities) if probabilities.is_dir() else {}
     for name, path in optional.items():
-        if name not in expected:
+        if name not in files:
             raise InputError("probability for a case that is not a validation case", name, path)
     for case in case_ids:
         image = read_geometry(dataset.case(case).image, case)

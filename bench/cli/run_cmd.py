@@ -51,6 +51,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--no-score", action="store_true", help="stop after the predictions (no evaluator)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="copy the results file into the leaderboard and regenerate its markdown",
+    )
+    parser.add_argument(
+        "--leaderboard",
+        type=Path,
+        default=Path("leaderboard"),
+        help="leaderboard folder for --publish (default: leaderboard)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -114,7 +125,26 @@ def run(args: argparse.Namespace) -> int:
         return 0
     report = score_run(result, dataset, split)
     print(report.text)
+    if args.publish:
+        _publish(report.results_path, args.leaderboard)
     return 0
+
+
+def _publish(results_path: Path | None, leaderboard: Path) -> None:
+    """Copy the results file into the leaderboard's results and regenerate the leaderboard."""
+    import shutil
+
+    from bench.errors import BenchError
+    from bench.io import atomic_path
+    from bench.leaderboard import write_leaderboard
+
+    if results_path is None:
+        raise BenchError("--publish needs every fold predicted and scored; rerun without --folds")
+    target = leaderboard / "results" / results_path.name
+    with atomic_path(target) as tmp:
+        shutil.copyfile(results_path, tmp)
+    write_leaderboard(leaderboard / "results", leaderboard / "README.md")
+    print(f"published {target} and regenerated {leaderboard / 'README.md'}")
 
 
 def _mean(values: list[float]) -> float:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from tabulate import tabulate
-
 from bench.stats.config import MARGIN_PRESETS
 
 
@@ -67,11 +65,6 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(str(error)) from error
     study = compute_study(table, args.method, roles, config)
 
-    def show(title: str, table: tables.Table) -> None:
-        headers, rows = table
-        print(f"\n{title}")
-        print(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
-
     margins = ", ".join(f"{k} {v}" for k, v in config.margins.items())
     print(
         f"{args.method}: {study.n_cases} cases, reference {roles.reference}, independent "
@@ -79,20 +72,5 @@ def run(args: argparse.Namespace) -> int:
         f"{config.seed}, alpha {config.alpha}, margins {margins}, Holm over "
         f"{config.holm_family.value}"
     )
-    show(f"Table 2: {args.method} against reference rater {roles.reference}", tables.table2(study))
-    for block in study.table3:
-        show(
-            f"Table 3: bias, {args.method} against rater {block.rater}",
-            tables.table3_bias(study, block),
-        )
-        show(
-            f"Table 3: precision, {args.method} against rater {block.rater}",
-            tables.table3_precision(study, block),
-        )
-        show(
-            f"Image level at {config.image_level_threshold_ml:g} ml, against rater {block.rater}",
-            tables.image_level_table(block.image_level),
-        )
-    if study.truth:
-        show("Against the truth", tables.truth_table(study))
+    print(tables.study_report(study, args.method, roles.reference))
     return 0

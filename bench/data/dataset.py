@@ -7,7 +7,6 @@ every file and reports every problem, one line each, so a user fixes them all in
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,17 +64,11 @@ class Dataset:
 
 def load_dataset(root: str | Path) -> Dataset:
     """Parse and structurally check `root/dataset.json`; raise ValidationError listing problems."""
-    root = Path(root).resolve()
-    manifest_path = root / MANIFEST_NAME
-    if not manifest_path.is_file():
-        raise InputError(f"not a dataset: {MANIFEST_NAME} is missing", file=manifest_path)
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"is not valid JSON ({error})", file=manifest_path) from error
-    if not isinstance(manifest, dict):
-        raise InputError("must hold a JSON object", file=manifest_path)
+    from bench.io import read_json_object
 
+    root = Path(root).resolve()
+    missing = f"not a dataset: {MANIFEST_NAME} is missing"
+    manifest = read_json_object(root / MANIFEST_NAME, missing=missing)
     return load_dataset_from_dict(root, manifest)
 
 

@@ -1,4 +1,4 @@
-"""The evaluator: one scorer for every method and every rater (see docs/evaluator.md).
+"""The evaluator: one scorer for every method and every rater (see the README's evaluator section).
 
 - `score_pair`: one (reference, test) pair of (z, y, x) arrays -> `PairMetrics`.
 - `prepare_mask` + `score_prepared`: prepare each mask once, pair it with many others.

@@ -198,12 +198,15 @@ def study_pairs(
     return tuple((r, t) for r in references for t in tests if t != r)
 
 
-def _prediction_files(folder: Path, case_ids: Sequence[str]) -> dict[str, Path]:
+def prediction_files(
+    folder: Path, case_ids: Sequence[str], expected: str = "in the dataset"
+) -> dict[str, Path]:
+    """One NIfTI per case id in `folder`; a missing or an extra case is an InputError."""
     files = nifti_files(folder)
     wanted = set(case_ids)
     for name, path in files.items():
         if name not in wanted:
-            raise InputError("prediction for a case that is not in the dataset", name, path)
+            raise InputError(f"prediction for a case that is not {expected}", name, path)
     for case in case_ids:
         if case not in files:
             raise InputError("no prediction for this case", case, folder / f"{case}.nii.gz")
@@ -234,8 +237,7 @@ def score_study(
         if unknown:
             raise InputError("no such case in the dataset", unknown[0], dataset.root)
     files = {
-        name: _prediction_files(folder, [c.id for c in selected])
-        for name, folder in methods.items()
+        name: prediction_files(folder, [c.id for c in selected]) for name, folder in methods.items()
     }
     pairs = study_pairs(dataset.raters, dataset.truth, list(methods))
     jobs = [

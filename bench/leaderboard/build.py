@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.io import write_bytes
 from bench.leaderboard import figures
 from bench.leaderboard.collect import load_all, rankings
 from bench.leaderboard.markdown import (
@@ -25,7 +26,6 @@ from bench.leaderboard.markdown import (
     render_method_page,
     render_readme,
 )
-from bench.results import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def write_leaderboard(results_dir: Path, out: Path) -> list[Path]:
             continue  # its name is the hash of what it plots: already current
         data = make()
         if not path.is_file() or path.read_bytes() != data:
-            write_bytes_atomic(path, data)
+            write_bytes(data, path)
             changed.append(path)
     for stale in sorted(_owned(root) - set(outputs)):
         (root / stale).unlink()

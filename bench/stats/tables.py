@@ -199,3 +199,34 @@ def verdict_counts(block: RaterComparison) -> tuple[int, int, int, int]:
 
 def _level(study: StudyStats) -> str:
     return f"{100 * study.config.ci_level:g}%"
+
+
+def study_report(study: StudyStats, method: str, reference: str) -> str:
+    """Table 2, Table 3 (bias, precision, image level) and the truth table, as terminal text."""
+    from tabulate import tabulate
+
+    def show(title: str, table: Table) -> str:
+        headers, rows = table
+        return f"\n{title}\n{tabulate(rows, headers=headers, disable_numparse=True)}"
+
+    parts = [show(f"Table 2: {method} against reference rater {reference}", table2(study))]
+    for block in study.table3:
+        parts.append(
+            show(f"Table 3: bias, {method} against rater {block.rater}", table3_bias(study, block))
+        )
+        parts.append(
+            show(
+                f"Table 3: precision, {method} against rater {block.rater}",
+                table3_precision(study, block),
+            )
+        )
+        parts.append(
+            show(
+                f"Image level at {study.config.image_level_threshold_ml:g} ml, "
+                f"against rater {block.rater}",
+                image_level_table(block.image_level),
+            )
+        )
+    if study.truth:
+        parts.append(show("Against the truth", truth_table(study)))
+    return "\n".join(parts)

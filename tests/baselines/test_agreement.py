@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from baselines.nnunet.adapters import NnUNet3d
-from baselines.nnunet.predictor import load_fold
-from baselines.nnunet.workspace import Workspace
 from bench.io import read_image
 from bench.pipeline import run_method
 from bench.profiles import get_profile
 from bench.runner import output_paths
 from bench.runner.threads import cpu_threads
+from tests.baselines.reference_predictor import nnunet_predictor
 
 pytestmark = pytest.mark.slow
 PROFILE = get_profile("smoke").with_overrides(
@@ -41,32 +38,9 @@ def trained(head_dataset, run_root):
 def nnunet_reference(result, image_path):
     """nnU-Net's own path: its predictor, its preprocessing, its export to the image grid."""
     from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
-    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
-    adapter = NnUNet3d()
-    trainer_dir = Workspace(result.layout.method_dir / "nnunet").trainer_dir(
-        adapter.trainer_name, adapter.configuration
-    )
-    network, plans, config, dataset_json, _ = load_fold(
-        trainer_dir, 0, adapter.trainer, adapter.trainer.inference_checkpoint
-    )
-    predictor = nnUNetPredictor(
-        tile_step_size=0.5,
-        use_gaussian=True,
-        use_mirroring=True,
-        perform_everything_on_device=False,
-        device=torch.device("cpu"),
-        allow_tqdm=False,
-    )
-    predictor.manual_initialization(
-        network,
-        plans,
-        config,
-        [network.state_dict()],
-        dataset_json,
-        adapter.trainer_name,
-        inference_allowed_mirroring_axes=(2,),  # the smoke profile mirrors left-right only
-    )
+    # the smoke profile mirrors left-right only
+    predictor = nnunet_predictor(result, mirror_axes=(2,))
     image, properties = SimpleITKIO().read_images([str(image_path)])
     segmentation, probabilities = predictor.predict_single_npy_array(
         image, properties, None, None, True

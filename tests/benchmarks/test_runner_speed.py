@@ -17,15 +17,13 @@ import logging
 import time
 
 import pytest
-import torch
 
 from baselines.nnunet.adapters import NnUNet3d
-from baselines.nnunet.predictor import load_fold
-from baselines.nnunet.workspace import Workspace
 from bench.pipeline import run_method
 from bench.profiles import get_profile
 from bench.runner import CaseInput, InferenceSettings, predict_cases
 from bench.runner.threads import cpu_threads
+from tests.baselines.reference_predictor import nnunet_predictor
 from tests.baselines.synthetic import write_head_dataset
 
 log = logging.getLogger(__name__)
@@ -47,36 +45,6 @@ def model(tmp_path_factory):
     )
     result = run_method("nnunet3d", dataset, PROFILE, root / "work", folds=[0], progress=False)
     return dataset, result, root
-
-
-def nnunet_predictor(result, mirror_axes):
-    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-
-    adapter = NnUNet3d()
-    trainer_dir = Workspace(result.layout.method_dir / "nnunet").trainer_dir(
-        adapter.trainer_name, adapter.configuration
-    )
-    network, plans, config, dataset_json, _ = load_fold(
-        trainer_dir, 0, adapter.trainer, adapter.trainer.inference_checkpoint
-    )
-    predictor = nnUNetPredictor(
-        tile_step_size=0.5,
-        use_gaussian=True,
-        use_mirroring=True,
-        perform_everything_on_device=False,
-        device=torch.device("cpu"),
-        allow_tqdm=False,
-    )
-    predictor.manual_initialization(
-        network,
-        plans,
-        config,
-        [network.state_dict()],
-        dataset_json,
-        adapter.trainer_name,
-        mirror_axes,
-    )
-    return predictor
 
 
 @pytest.mark.parametrize("mirror_axes", [(2,), (0, 1, 2)], ids=["left-right", "all-8"])

@@ -10,12 +10,6 @@ from bench.splits import make_split, write_split
 from tests.factories import write_tiny_dataset
 
 
-@pytest.fixture(autouse=True)
-def with_run_command(monkeypatch):
-    if "bench.cli.run_cmd" not in bench.cli.SUBCOMMANDS:
-        monkeypatch.setattr(bench.cli, "SUBCOMMANDS", (*bench.cli.SUBCOMMANDS, "bench.cli.run_cmd"))
-
-
 @pytest.fixture
 def dataset(tmp_path):
     data = write_tiny_dataset(tmp_path / "tiny")

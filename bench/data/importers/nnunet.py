@@ -8,7 +8,6 @@ nnU-Net `ignore` label never does.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from bench.data.importers.common import (
     files_by_case,
 )
 from bench.errors import InputError
+from bench.io import read_json_object
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +67,7 @@ def scan(source: Path, options: ImportOptions) -> LayoutScan:
 
 
 def _read_spec(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise InputError("dataset.json is missing (not an nnU-Net raw dataset)", file=path)
-    try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"is not valid JSON ({error})", file=path) from error
-    if not isinstance(spec, dict):
-        raise InputError("must hold a JSON object", file=path)
-    return spec
+    return read_json_object(path, missing="dataset.json is missing (not an nnU-Net raw dataset)")
 
 
 def _check_channels(spec: dict[str, Any], images_dir: Path) -> None:
