@@ -189,19 +189,9 @@ class TunedTrainer(BenchTrainer):
     hyper = TUNED
     inference_checkpoint = "checkpoint_best.pth"
 
-    def __init__(
-        self,
-        plans: dict,
-        configuration: str,
-        fold: int,
-        dataset_json: dict,
-        device: torch.device = _CUDA,
-    ):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self.weight_decay = self.hyper.weight_decay
-
     def configure(self, profile: Profile) -> None:
         super().configure(profile)
+        self.weight_decay = self.hyper.weight_decay  # read when the optimizer is built
         self.early_stopping_patience = profile.early_stopping_patience
 
     def configure_optimizers(self):

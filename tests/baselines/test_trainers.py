@@ -42,3 +42,18 @@ def test_early_stopping(ema, stop):
         logger=SimpleNamespace(get_value=lambda key, step: ema),
     )
     assert BenchTrainer.should_stop(trainer) is stop
+
+
+def test_tuned_configure_sets_the_tuned_weight_decay_and_early_stopping():
+    from baselines.nnunet.trainers import TUNED, TunedTrainer
+    from bench.profiles import get_profile
+
+    class Probe(TunedTrainer):
+        def __init__(self):  # only configure() is under test: skip nnU-Net's constructor
+            self.weight_decay = 3e-5  # nnU-Net's default
+
+    trainer = Probe()
+    profile = get_profile("smoke")
+    trainer.configure(profile)
+    assert trainer.weight_decay == TUNED.weight_decay != 3e-5
+    assert trainer.early_stopping_patience == profile.early_stopping_patience
