@@ -13,15 +13,10 @@ from pathlib import Path
 
 from bench.data.importers.common import (
     ImportOptions,
-    LabelValues,
     LayoutScan,
-    SourceCase,
-    files_by_case,
-    rater_folders,
-    reference_of,
 )
 from bench.data.importers.dicom_series import read_series
-from bench.data.importers.folders import check_no_extra_labels, match_labels
+from bench.data.importers.folders import scan_with_rater_folders
 from bench.errors import InputError
 
 
@@ -32,30 +27,15 @@ def scan(source: Path, options: ImportOptions) -> LayoutScan:
     series = {p.name: p for p in sorted(images_dir.iterdir()) if p.is_dir() and p.name[0] != "."}
     if not series:
         raise InputError("no case folders (one DICOM series per case folder)", file=images_dir)
-    folders = rater_folders(source / (options.labels_dir or "labels"), options)
-    labels = {rater: files_by_case(folder, what="mask") for rater, folder in folders.items()}
-    cases = [
-        SourceCase(
-            case_id,
-            partial(read_series, folder, case_id, options.allow_tilt),
-            match_labels(case_id, labels, folders),
-            origin=folder,
-        )
-        for case_id, folder in series.items()
-    ]
-    check_no_extra_labels(labels, series)
-    raters = list(folders)
-    return LayoutScan(
+    return scan_with_rater_folders(
+        source,
+        options,
         layout="dicom",
-        source_root=source,
-        cases=cases,
-        raters=raters,
-        reference_rater=reference_of(raters, options),
-        label_values=LabelValues.of(options),
-        source=f"DICOM series with NIfTI masks at '{source.name}' (raters: "
-        + ", ".join(f"{r} = {f.name}" for r, f in folders.items())
-        + ")",
-        license="unknown",
-        default_name=source.name,
+        images={
+            case_id: partial(read_series, folder, case_id, options.allow_tilt)
+            for case_id, folder in series.items()
+        },
+        what=f"DICOM series with NIfTI masks at '{source.name}'",
+        origins=series,
         reorient_labels=True,
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bench.data.importers.common import (
     NNUNET_CHANNEL_SUFFIX,
+    ImageLoader,
     ImportOptions,
     LabelLoader,
     LabelValues,
@@ -33,26 +34,53 @@ def scan(source: Path, options: ImportOptions) -> LayoutScan:
         images = {c[: -len(NNUNET_CHANNEL_SUFFIX)]: p for c, p in images.items()}
     if not images:
         raise InputError("no images (NIfTI, .mha or .nrrd files)", file=images_dir)
+    return scan_with_rater_folders(
+        source,
+        options,
+        layout="folders",
+        images=dict(sorted(images.items())),
+        what=f"multi-rater folders at '{source.name}'",
+    )
+
+
+def scan_with_rater_folders(
+    source: Path,
+    options: ImportOptions,
+    layout: str,
+    images: dict[str, Path | ImageLoader],
+    what: str,
+    origins: dict[str, Path] | None = None,
+    reorient_labels: bool = False,
+) -> LayoutScan:
+    """The scan of any layout whose masks lie in `labels/<rater>/<case>.*` beside its images.
+
+    `images` maps case id to an image file or a loader (DICOM); `origins` names the source
+    file or folder of each case where it is not the image itself.
+    """
     folders = rater_folders(source / (options.labels_dir or "labels"), options)
     labels = {rater: files_by_case(folder, what="mask") for rater, folder in folders.items()}
     cases = [
-        SourceCase(case_id, image, match_labels(case_id, labels, folders), origin=image)
-        for case_id, image in sorted(images.items())
+        SourceCase(
+            case_id,
+            image,
+            match_labels(case_id, labels, folders),
+            origin=(origins or {}).get(case_id, image),
+        )
+        for case_id, image in images.items()
     ]
     check_no_extra_labels(labels, images)
     raters = list(folders)
     return LayoutScan(
-        layout="folders",
+        layout=layout,
         source_root=source,
         cases=cases,
         raters=raters,
         reference_rater=reference_of(raters, options),
         label_values=LabelValues.of(options),
-        source=f"multi-rater folders at '{source.name}' (raters: "
-        + ", ".join(f"{r} = {f.name}" for r, f in folders.items())
-        + ")",
+        source=f"{what} (raters: " + ", ".join(f"{r} = {f.name}" for r, f in folders.items()) + ")",
         license="unknown",
         default_name=source.name,
+        reorient_labels=reorient_labels,
     )
 
 
