@@ -30,7 +30,7 @@ from bench.io import write_image
 logger = logging.getLogger(__name__)
 
 # Bump when the generator changes what it writes, so cached phantoms are rebuilt.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: raters outline brain only (raters.PARENCHYMA_HU)
 LICENSE = "CC-BY-4.0 (the MNI152 2009a templates: see source)"
 SOURCE = (
     "NCCT Stroke Bench digital phantom: synthetic non-contrast head CT built from the "

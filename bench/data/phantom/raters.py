@@ -23,6 +23,18 @@ RATERS = ("A", "B", "C")
 VISIBLE_FRACTION = 0.15
 # How far (mm) from the visible hypodensity a rater's misperception can move the outline.
 WOBBLE_REACH_MM = 12.0
+# Raters outline brain only: a voxel whose noise-free density is outside this window (HU) is
+# bone, partial-volumed skull or air, which nobody labels as infarct. Without it, outlines of
+# cortical lesions spilled into the skull (up to 18% of a mask in the v1 phantom), and
+# nnU-Net's CT normalisation, which takes its window from the labelled voxels, stretched to
+# 4-1164 HU and squeezed the 5-10 HU lesion contrast into noise.
+PARENCHYMA_HU = (-15.0, 80.0)
+
+
+def drawable(noise_free_hu: np.ndarray) -> np.ndarray:
+    """Voxels a rater may outline (brain and CSF, not bone or air)."""
+    low, high = PARENCHYMA_HU
+    return (noise_free_hu > low) & (noise_free_hu < high)
 
 
 @dataclass(frozen=True)
@@ -90,9 +102,11 @@ def draw_rater_mask(
     drop_hu: np.ndarray,
     spacing_zyx_mm: tuple[float, float, float],
     inconspicuous: bool,
+    allowed: np.ndarray | None = None,
 ) -> np.ndarray:
     """One rater's binary mask (uint8, z, y, x) for a scan whose visible hypodensity is
     `drop_hu` (noise-free, slab-averaged). The rater's randomness all comes from `rng`.
+    Only voxels in `allowed` (default: all; see `drawable`) are ever drawn.
 
     The outline is the level of the rater's perceived (blurred, noisy, shifted) hypodensity
     that encloses `extent` times the visible volume: raters differ in how much they call
@@ -124,12 +138,14 @@ def draw_rater_mask(
     away_mm = ndimage.distance_transform_edt(region <= VISIBLE_FRACTION, sampling=spacing_zyx_mm)
     taper = np.exp(-0.5 * (away_mm / WOBBLE_REACH_MM) ** 2)
     perceived = seen + noise * taper * (style.wobble / max(float(noise.std()), 1e-6))
+    if allowed is not None:
+        perceived = np.where(allowed[box], perceived, -np.inf)
     wanted = int(round(extent * visible_voxels))
     if wanted < 1:
         return mask
     values = np.sort(perceived, axis=None)[::-1]
     level = float(values[min(wanted, values.size) - 1])
-    drawn = perceived >= level
+    drawn = (perceived >= level) & np.isfinite(perceived)
     min_area_px = 12.0 / (dy * dx)  # specks under ~12 mm^2 are not drawn
     evident = seen > min(level, 0.5)
     for k in range(drawn.shape[0]):

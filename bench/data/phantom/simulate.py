@@ -122,9 +122,10 @@ def simulate_patient(
         truth = (sampled.occupancy >= 0.5).astype(np.uint8)
         truth_ml = float(truth.sum()) * geometry.voxel_volume_ml
         faint = raters.is_inconspicuous(lesion_plan.core_drop_hu, truth_ml)
+        brain = raters.drawable(sampled.hu)
         labels = {
             name: raters.draw_rater_mask(
-                rng, raters.STYLES[name], sampled.drop_hu, geometry.spacing_zyx_mm, faint
+                rng, raters.STYLES[name], sampled.drop_hu, geometry.spacing_zyx_mm, faint, brain
             )
             for name in raters.RATERS
         }
