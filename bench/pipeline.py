@@ -13,6 +13,10 @@ Work directory layout (one per dataset; `workspace.json` proves which):
 
 A fold's marker is written atomically after `fit` returns, so a crash during training leaves
 no marker and the next run calls `fit` again (which continues from the method's checkpoints).
+
+The unit of work is a `Unit` (method, fold): `run_method(..., folds=[fold])` in any process
+that sees the work directory; `bench.executors` runs units elsewhere, and the workdir alone
+carries their results back.
 """
 
 from __future__ import annotations
@@ -95,18 +99,88 @@ def hardware() -> dict[str, Any]:
 
 def claim_workdir(workdir: Path, dataset: Dataset) -> None:
     """Tie `workdir` to `dataset`; a workdir made for another dataset is an error."""
+    if not check_workdir(workdir, dataset):
+        mine = {"dataset_name": dataset.name, "dataset_sha256": dataset.content_sha256}
+        write_json(mine, Path(workdir) / WORKSPACE_FILE)
+
+
+def check_workdir(workdir: Path, dataset: Dataset) -> bool:
+    """Whether `workdir` is claimed already (by `dataset`; another dataset's is an error)."""
     path = Path(workdir) / WORKSPACE_FILE
-    mine = {"dataset_name": dataset.name, "dataset_sha256": dataset.content_sha256}
-    if path.is_file():
-        theirs = json.loads(path.read_text(encoding="utf-8"))
-        if theirs.get("dataset_sha256") != dataset.content_sha256:
-            raise BenchError(
-                f"{workdir} holds a run of dataset {theirs.get('dataset_name')!r} "
-                f"({str(theirs.get('dataset_sha256'))[:12]}), not {dataset.name!r} "
-                f"({str(dataset.content_sha256)[:12]}): choose another --workdir"
-            )
-        return
-    write_json(mine, path)
+    if not path.is_file():
+        return False
+    theirs = json.loads(path.read_text(encoding="utf-8"))
+    if theirs.get("dataset_sha256") != dataset.content_sha256:
+        raise BenchError(
+            f"{workdir} holds a run of dataset {theirs.get('dataset_name')!r} "
+            f"({str(theirs.get('dataset_sha256'))[:12]}), not {dataset.name!r} "
+            f"({str(dataset.content_sha256)[:12]}): choose another --workdir"
+        )
+    return True
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One (method, fold): train the fold, then predict its validation cases.
+
+    Units of a run share nothing but the work directory, so each can run in its own process
+    or on another machine (`bench.executors`).
+    """
+
+    method: str
+    fold: int
+
+    def __str__(self) -> str:
+        return f"{self.method} fold {self.fold}"
+
+
+def plan_units(
+    methods: Sequence[str], split: Mapping[str, Any], folds: Sequence[int] | None = None
+) -> list[Unit]:
+    """The units of a run, method by method; a fold the split lacks is an error."""
+    folds = checked_folds(split, folds)
+    return [Unit(method, fold) for method in methods for fold in folds]
+
+
+def checked_folds(split: Mapping[str, Any], folds: Sequence[int] | None) -> list[int]:
+    all_folds = [int(f["fold"]) for f in split["folds"]]
+    folds = list(all_folds if folds is None else folds)
+    unknown = sorted(set(folds) - set(all_folds))
+    if unknown:
+        raise BenchError(f"the split has no fold {unknown[0]} (folds {all_folds})")
+    return folds
+
+
+@dataclass(frozen=True)
+class UnitStatus:
+    """What is left of a unit, read from the work directory alone (no torch, no method code)."""
+
+    unit: Unit
+    trained: bool
+    predicted: tuple[str, ...]
+    to_predict: tuple[str, ...]
+
+
+def unit_status(unit: Unit, split: Mapping[str, Any], workdir: Path, profile: str) -> UnitStatus:
+    from bench.splits import fold_cases as split_fold
+
+    layout = RunLayout(Path(workdir), unit.method, profile)
+    val = split_fold(split, unit.fold)["val"]
+    done = tuple(c for c in val if prediction_finished(layout.predictions_dir, c))
+    todo = tuple(c for c in val if c not in done)
+    return UnitStatus(unit, layout.fold_marker(unit.fold).is_file(), done, todo)
+
+
+def prediction_finished(predictions_dir: Path, case_id: str) -> bool:
+    """`bench.runner.is_finished` without importing torch: the record is written last."""
+    return all(
+        path.is_file()
+        for path in (
+            predictions_dir / f"{case_id}.nii.gz",
+            predictions_dir / "probabilities" / f"{case_id}.nii.gz",
+            predictions_dir / "records" / f"{case_id}.json",
+        )
+    )
 
 
 def fold_cases(
@@ -159,11 +233,7 @@ def run_method(
     profile = get_profile(profile)
     adapter, name = _adapter(method)
     split = split or load_split(dataset)
-    all_folds = [int(f["fold"]) for f in split["folds"]]
-    folds = list(all_folds if folds is None else folds)
-    unknown = sorted(set(folds) - set(all_folds))
-    if unknown:
-        raise BenchError(f"the split has no fold {unknown[0]} (folds {all_folds})")
+    folds = checked_folds(split, folds)
     claim_workdir(workdir, dataset)
     layout = RunLayout(Path(workdir), name, profile.name)
     settings = InferenceSettings.from_profile(profile, device=device)

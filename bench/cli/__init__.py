@@ -26,6 +26,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "bench.cli.leaderboard_cmd",
     "bench.cli.submission_cmd",
     "bench.cli.score_cmd",
+    "bench.cli.challenge_cmd",
 )
 
 

@@ -3,6 +3,11 @@
 Heavy imports (torch, nnU-Net, MONAI) happen inside `run`, after the cheap checks: an unknown
 method or profile, a malformed --folds, a dataset that fails validation or a work directory
 of another dataset is one line and exit code 2 before anything is trained.
+
+The work is a list of units (method, fold). `--executor inline` runs them here, one after the
+other; `local` and `slurm` run each in its own process or job (`bench.executors`), and this
+process scores once they all finished. `--dry-run` prints the plan from the dataset, the split
+and the work directory alone, without importing torch.
 """
 
 from __future__ import annotations
@@ -21,6 +26,13 @@ def _folds(text: str) -> list[int]:
     return sorted(set(folds))
 
 
+def _methods(text: str) -> list[str]:
+    names = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if not names:
+        raise argparse.ArgumentTypeError("--method names no method")
+    return names
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     from bench.profiles import DEFAULT_PROFILE, PROFILES
 
@@ -31,7 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "predict the fold's validation cases through the common runner (finished cases "
         "skipped), then score every prediction against every rater.",
     )
-    parser.add_argument("--method", required=True, help="a name from `bench list`")
+    parser.add_argument(
+        "--method",
+        required=True,
+        type=_methods,
+        help="a name from `bench list`, or several separated by commas",
+    )
     parser.add_argument(
         "--dataset", type=Path, default=None, help="dataset folder (default: the built-in phantom)"
     )
@@ -62,25 +79,92 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=Path("leaderboard"),
         help="leaderboard folder for --publish (default: leaderboard)",
     )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print each (method, fold) unit's state and what the run would do, then stop",
+    )
+    _add_executor_arguments(parser)
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from tabulate import tabulate
+def _add_executor_arguments(parser: argparse.ArgumentParser) -> None:
+    from bench.executors import EXECUTORS, LOCAL_PARALLEL, ExecutorSettings
 
+    default = ExecutorSettings()
+    group = parser.add_argument_group(
+        "executor",
+        "where the (method, fold) units run; inline ignores the options below, local ignores "
+        "the Slurm ones",
+    )
+    group.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="inline",
+        help="inline: here, one unit after the other (default); local: one process per unit "
+        "(submitit); slurm: one Slurm job per unit (submitit)",
+    )
+    group.add_argument("--partition", default=None, help="Slurm partition (default: the cluster's)")
+    group.add_argument(
+        "--gpus-per-unit",
+        type=int,
+        default=default.gpus_per_unit,
+        help=f"Slurm GPUs per unit (default {default.gpus_per_unit}); local units see the GPUs "
+        "this process sees",
+    )
+    group.add_argument(
+        "--cpus-per-unit",
+        type=int,
+        default=default.cpus_per_unit,
+        help=f"Slurm CPUs per unit (default {default.cpus_per_unit})",
+    )
+    group.add_argument(
+        "--mem-gb",
+        type=int,
+        default=default.mem_gb,
+        help=f"Slurm memory per unit in GB (default {default.mem_gb})",
+    )
+    group.add_argument(
+        "--time-min",
+        type=int,
+        default=default.time_min,
+        help=f"time limit per unit in minutes, local and Slurm (default {default.time_min})",
+    )
+    group.add_argument(
+        "--max-parallel",
+        type=int,
+        default=None,
+        help=f"units running at once (default: all on Slurm, {LOCAL_PARALLEL} locally)",
+    )
+    group.add_argument(
+        "--retries",
+        type=int,
+        default=default.retries,
+        help=f"resubmissions of a failed unit (default {default.retries})",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
     from bench.data.dataset import load_dataset
-    from bench.data.validate import validate_dataset
-    from bench.errors import ValidationError
     from bench.registry import methods
     from bench.splits import load_split
 
-    methods().entry(args.method)  # an unknown name fails here, with suggestions
+    for name in args.method:
+        methods().entry(name)  # an unknown name fails here, with suggestions
     root = args.dataset
     if root is None:
         from bench.data.phantom import ensure_default_phantom
 
         root = ensure_default_phantom()
+    settings = _executor_settings(args)  # a bad option fails before anything reads images
     dataset = load_dataset(root)
+    if args.dry_run:
+        split = load_split(dataset)
+        _print_plan(args, dataset, split, args.workdir or Path("runs") / dataset.name)
+        return 0
+    from bench.data.validate import validate_dataset
+    from bench.errors import ValidationError
+
     problems = validate_dataset(dataset, progress=not args.quiet)
     if problems:
         raise ValidationError(problems)
@@ -89,16 +173,103 @@ def run(args: argparse.Namespace) -> int:
 
     from bench.pipeline import run_method, score_run
 
-    result = run_method(
-        args.method,
-        dataset,
-        args.profile,
-        workdir,
-        folds=args.folds,
-        split=split,
-        progress=not args.quiet,
-        device=args.device,
+    if settings is None:
+        failed: list[str] = []
+        results = [
+            run_method(
+                name,
+                dataset,
+                args.profile,
+                workdir,
+                folds=args.folds,
+                split=split,
+                progress=not args.quiet,
+                device=args.device,
+            )
+            for name in args.method
+        ]
+    else:
+        results, failed = _run_units(args, settings, dataset, split, workdir)
+    for result in results:
+        if len(args.method) > 1:
+            print(f"\n{result.method}")
+        _print_run(result)
+        if args.no_score:
+            continue
+        report = score_run(result, dataset, split)
+        print(report.text)
+        if args.publish:
+            _publish(report.results_path, args.leaderboard)
+    if failed:
+        from bench.errors import BenchError
+
+        raise BenchError("\n".join(failed))
+    return 0
+
+
+def _executor_settings(args: argparse.Namespace):
+    """None for the inline executor; otherwise the checked settings (a bad one: BenchError)."""
+    if args.executor == "inline":
+        return None
+    from bench.executors import ExecutorSettings
+
+    return ExecutorSettings(
+        kind=args.executor,
+        partition=args.partition,
+        gpus_per_unit=args.gpus_per_unit,
+        cpus_per_unit=args.cpus_per_unit,
+        time_min=args.time_min,
+        mem_gb=args.mem_gb,
+        max_parallel=args.max_parallel,
+        retries=args.retries,
     )
+
+
+def _run_units(args, settings, dataset, split, workdir):
+    """Every unit through submitit; (a RunResult per method whose units all finished, and one
+    line per failed unit)."""
+    import time
+
+    from bench.executors import method_entry, run_units
+    from bench.pipeline import RunLayout, RunResult, claim_workdir, plan_units
+    from bench.profiles import get_profile
+
+    units = plan_units(args.method, split, args.folds)
+    claim_workdir(workdir, dataset)  # before any unit, so that units never race to claim it
+    started = time.perf_counter()
+    outcomes = run_units(
+        units,
+        settings,
+        dataset.root,
+        args.profile,
+        workdir.resolve(),  # a unit may start in another directory (a Slurm node)
+        device=args.device,
+        entries={name: method_entry(name) for name in args.method},
+    )
+    wall = time.perf_counter() - started
+    failed = [
+        f"unit {o.unit} failed after {o.attempts} attempt(s): {o.error} (log: {o.log_path})"
+        for o in outcomes
+        if o.failed
+    ]
+    if failed:
+        failed.append(
+            f"{len(failed)} of {len(units)} unit(s) failed; finished work is kept: rerun to resume"
+        )
+    profile = get_profile(args.profile)
+    results = []
+    for name in args.method:
+        mine = [o for o in outcomes if o.unit.method == name]
+        if any(o.failed for o in mine):
+            continue
+        layout = RunLayout(workdir, name, profile.name)
+        results.append(RunResult(name, profile, layout, [o.result for o in mine], wall))
+    return results, failed
+
+
+def _print_run(result) -> None:
+    from tabulate import tabulate
+
     rows = [
         (
             f.fold,
@@ -121,13 +292,55 @@ def run(args: argparse.Namespace) -> int:
             f"cases/min), peak memory {peak:.0f} MB"
         )
     print(f"predictions: {result.layout.predictions_dir}")
-    if args.no_score:
-        return 0
-    report = score_run(result, dataset, split)
-    print(report.text)
-    if args.publish:
-        _publish(report.results_path, args.leaderboard)
-    return 0
+
+
+def _print_plan(args: argparse.Namespace, dataset, split, workdir: Path) -> None:
+    """What `bench run` would do; reads the work directory only (no torch, nothing written)."""
+    from tabulate import tabulate
+
+    from bench.pipeline import check_workdir, plan_units, unit_status
+
+    check_workdir(workdir, dataset)
+    units = plan_units(args.method, split, args.folds)
+    print(
+        f"plan: {len(units)} unit(s) (method, fold), profile {args.profile}, dataset "
+        f"{dataset.name}, executor {args.executor}, work directory {workdir}"
+    )
+    rows = []
+    for unit in units:
+        status = unit_status(unit, split, workdir, args.profile)
+        work = [] if status.trained else ["train"]
+        work += ["predict"] if status.to_predict else []
+        trained = "yes" if status.trained else "no"
+        rows.append(
+            (
+                unit.method,
+                unit.fold,
+                trained,
+                len(status.predicted),
+                len(status.to_predict),
+                " + ".join(work) or "nothing",
+            )
+        )
+    headers = ("method", "fold", "trained", "predicted", "to predict", "would run")
+    print(tabulate(rows, headers=headers))
+    validated = {case for fold in split["folds"] for case in fold["val"]}
+    planned = {unit.fold for unit in units}
+    for name in args.method:
+        if args.no_score:
+            print(f"{name}: no scoring (--no-score)")
+            continue
+        after: set[str] = set()
+        for unit in plan_units([name], split):
+            status = unit_status(unit, split, workdir, args.profile)
+            after |= set(status.predicted) | (
+                set(status.to_predict) if unit.fold in planned else set()
+            )
+        missing = len(validated - after)
+        results = "and write the results file"
+        if missing:
+            results = f"but no results file ({missing} validation case(s) of other folds missing)"
+        print(f"{name}: scoring would run on {len(after)} case(s) {results}")
 
 
 def _publish(results_path: Path | None, leaderboard: Path) -> None:

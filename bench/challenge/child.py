@@ -1,0 +1,137 @@
+"""The submission's side of the challenge: `python -m bench.challenge.child SPEC` in the sandbox.
+
+It knows only what the spec tells it (the submission folder, the model folder, the case ids,
+`input/` and `output/` relative to its working directory) and reports progress as JSON lines
+on the pipe it finds as stdout; its own stdout is then pointed at stderr, so nothing the
+submission prints can pass for an event. Cases run one at a time through the common runner
+(`bench.runner.predict_cases`), so each case's latency is its own and its outputs are those
+`bench run` would write. An exception in one case is reported and the next case runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+SPEC_NAME = "spec.json"
+INPUT_DIR = "input"
+OUTPUT_DIR = "output"
+
+
+def write_spec(
+    sandbox: Path,
+    *,
+    submission: Path,
+    entry: str,
+    model: Path,
+    fold: int,
+    profile: str,
+    device: str,
+    threads: int | None,
+    cases: list[str],
+) -> Path:
+    spec = {
+        "submission": str(submission),
+        "entry": entry,
+        "model": str(model),
+        "fold": fold,
+        "profile": profile,
+        "device": device,
+        "threads": threads,
+        "cases": cases,
+    }
+    path = sandbox / SPEC_NAME
+    path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
+    return path
+
+
+class Events:
+    """JSON lines to the parent, flushed one by one."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+
+    def emit(self, event: str, **fields: Any) -> None:
+        self.stream.write(json.dumps({"event": event, **fields}, default=str) + "\n")
+        self.stream.flush()
+
+
+def _error_fields(error: BaseException) -> dict[str, str]:
+    text = str(error).strip()
+    return {"error_type": type(error).__name__, "error": text.splitlines()[0][:500] if text else ""}
+
+
+def _load(spec: dict[str, Any]):
+    """Import the adapter and restore the trained fold (the submission's start-up)."""
+    from bench.adapter import MethodAdapter
+    from bench.profiles import get_profile
+    from bench.submissions import import_adapter
+
+    cls = import_adapter(Path(spec["submission"]), spec["entry"])
+    if not (isinstance(cls, type) and issubclass(cls, MethodAdapter)):
+        raise TypeError(f"{spec['entry']} is not a subclass of bench.adapter.MethodAdapter")
+    profile = get_profile(spec["profile"])
+    predictor = cls().load(Path(spec["model"]), int(spec["fold"]), profile)
+    return predictor, profile
+
+
+def _warm_up(device: str, threads: int | None) -> None:
+    """What the runner does lazily on its first case (imports, the CPU thread-count probe),
+    done now so that start-up pays for it and the first case is timed like the others."""
+    import monai.inferers  # noqa: F401
+    import scipy.ndimage  # noqa: F401
+
+    if device == "cpu" and not threads:
+        from bench.runner.threads import best_thread_count
+
+        best_thread_count()
+
+
+def run(spec: dict[str, Any], events: Events) -> int:
+    started = time.perf_counter()
+    try:
+        predictor, profile = _load(spec)
+        from bench.runner import CaseInput, InferenceSettings, predict_cases
+
+        settings = InferenceSettings.from_profile(
+            profile, device=spec["device"], threads=spec.get("threads")
+        )
+        _warm_up(settings.resolved_device(), settings.threads)
+    except BaseException as error:  # contributed code may raise anything, even SystemExit
+        events.emit("startup_error", **_error_fields(error))
+        return 1
+    events.emit("ready", load_s=time.perf_counter() - started)
+    output = Path(OUTPUT_DIR)
+    for case in spec["cases"]:
+        events.emit("case_start", case=case)
+        try:
+            summary = predict_cases(
+                predictor,
+                [CaseInput(case, Path(INPUT_DIR) / f"{case}.nii.gz")],
+                output,
+                settings,
+                cache_dir=Path("cache"),
+            )
+            record = summary.records[0].__dict__ if summary.records else {}
+            events.emit("case_done", case=case, runner=record)
+        except BaseException as error:
+            events.emit("case_error", case=case, **_error_fields(error))
+    events.emit("finished")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    # The event pipe is the stdout we were given; from here on stdout is stderr.
+    events = Events(os.fdopen(os.dup(1), "w", encoding="utf-8"))
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    return run(spec, events)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
