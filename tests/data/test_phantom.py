@@ -195,3 +195,31 @@ def test_cli_is_wired_into_bench_data(tmp_path):
     except SystemExit:
         pytest.skip("bench data phantom is not wired into bench.cli.data_cmd yet")
     assert args.profile == "demo" and args.seed == 0
+
+
+def test_raters_outline_brain_never_bone_or_air(smoke):
+    """Masks stop at the brain's edge: outlines that spilled into the skull (phantom v1) made
+    nnU-Net's CT normalisation, which takes its window from labelled voxels, span 4-1164 HU."""
+    for case in smoke.cases:
+        image, _ = read_image(case.image)
+        for name in ("A", "B", "C"):
+            label = read_image(case.labels[name])[0] > 0
+            outside = label & ((image > 150) | (image < -100))
+            assert not outside.any(), (case.id, name, int(outside.sum()))
+
+
+def test_a_rater_draws_only_where_allowed():
+    from bench.data.phantom.raters import STYLES, draw_rater_mask
+
+    drop = np.zeros((3, 40, 40), np.float32)
+    drop[:, 10:30, 10:30] = 8.0  # a hypodensity straddling the allowed region's edge
+    allowed = np.zeros(drop.shape, bool)
+    allowed[:, :, :20] = True
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        mask = draw_rater_mask(rng, STYLES["B"], drop, (5.0, 1.0, 1.0), False, allowed)
+        assert not (mask.astype(bool) & ~allowed).any()
+        free = draw_rater_mask(
+            np.random.default_rng(seed), STYLES["B"], drop, (5.0, 1.0, 1.0), False
+        )
+        assert (free.astype(bool) & ~allowed).any() or not free.any()
