@@ -29,6 +29,7 @@ def test_a_fold_missing_from_splits_final_is_an_error_not_a_random_split(tmp_pat
     ("ema", "stop"),
     [
         ([0.0] * 6, False),  # never found a lesion yet: keep training
+        ([0.0024, 0.0, 0.0, 0.0, 0.0, 0.0], False),  # first-epoch speckle is not a best (demo)
         ([0.1, 0.5, 0.4, 0.3, 0.2, 0.1], True),  # best at epoch 1, then 4 epochs worse
         ([0.1, 0.5, 0.4], False),  # still in the first half of the budget
         ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], False),  # still improving
