@@ -7,6 +7,7 @@ caller ever passes a spacing tuple in the wrong order (a silent 10x error in eve
 
 from __future__ import annotations
 
+import glob
 import gzip
 import hashlib
 import json
@@ -179,6 +180,24 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(folder: str | Path, name: str = "*") -> list[Path]:
+    """Delete what `atomic_path` left in `folder` when its process died mid-write (kill -9,
+    out of memory); `name` narrows it to one target's leftovers. Returns what was deleted.
+
+    Call it only where this process is the sole writer of those targets: another writer's
+    temporary file is in use until its rename.
+    """
+    pattern = ".*.*.tmp*"  # atomic_path's `.<name>.<random>.tmp<suffixes>`
+    if name != "*":
+        suffix = "".join(Path(name).suffixes)
+        pattern = f".{glob.escape(name)}.*.tmp{glob.escape(suffix)}"
+    removed = []
+    for path in sorted(Path(folder).glob(pattern)):
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
 
 
 def write_image(array: np.ndarray, geometry: Geometry, path: str | Path) -> None:

@@ -33,7 +33,7 @@ from typing import Any
 from bench.adapter import FoldCases, FoldIds, LabelledCase, MethodAdapter, Predictor
 from bench.data.dataset import Dataset
 from bench.errors import BenchError
-from bench.io import write_json
+from bench.io import remove_stale_temporaries, write_json
 from bench.profiles import Profile, get_profile
 
 log = logging.getLogger(__name__)
@@ -292,6 +292,7 @@ def _fit_or_load(
     started = time.perf_counter()
     predictor = adapter.fit(cases, cases.fold, layout.method_dir, profile)
     train_s = time.perf_counter() - started
+    remove_stale_temporaries(marker.parent, marker.name)  # a killed run's
     write_json(
         {
             "method": name,
@@ -338,11 +339,10 @@ def score_run(result: RunResult, dataset: Dataset, split: Mapping[str, Any]) -> 
 
     layout = result.layout
     predicted = [c.id for c in dataset.cases if is_finished(layout.predictions_dir, c.id)]
+    cache_dir = layout.root / "scores" / layout.method / layout.profile
+    remove_stale_temporaries(cache_dir)  # a killed run's; scoring is this process's alone
     per_case = score_study(
-        dataset,
-        {result.method: layout.predictions_dir},
-        cache_dir=layout.root / "scores" / layout.method / layout.profile,
-        cases=predicted,
+        dataset, {result.method: layout.predictions_dir}, cache_dir=cache_dir, cases=predicted
     )
     validated = {case for fold in split["folds"] for case in fold["val"]}
     missing = sorted(validated - set(predicted))
@@ -356,7 +356,9 @@ def score_run(result: RunResult, dataset: Dataset, split: Mapping[str, Any]) -> 
     from bench.results import save_results
     from bench.stats.tables import study_report
 
-    path = save_results(results, layout.root / "results" / f"{results.stem}.json")
+    path = layout.root / "results" / f"{results.stem}.json"
+    remove_stale_temporaries(path.parent, path.name)
+    path = save_results(results, path)
     report = study_report(results.stats, result.method, dataset.reference_rater)
     return ScoreReport(per_case, path, f"{report}\n\nresults: {path}")
 

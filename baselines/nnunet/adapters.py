@@ -49,29 +49,43 @@ class NnUNetAdapter(MethodAdapter):
         return getattr(trainers, self.trainer_name)
 
     def fit(self, train_cases: FoldCases, fold: int, workdir: Path, profile: Profile) -> Predictor:
+        profile = get_profile(profile)
+        train_cases.fold_ids(fold)  # a fold the split lacks is an error, before any work
+        workspace = self.prepare(train_cases, workdir, profile)
+        prepared = time.perf_counter()
+        self._train(workspace, fold, profile)
+        log.info("fold %d trained in %.1f s", fold, time.perf_counter() - prepared)
+        return self.load(workdir, fold, profile)
+
+    def prepare(self, train_cases: FoldCases, workdir: Path, profile: Profile):
+        """The shared workspace's raw dataset, plans, preprocessed data and split, made once.
+
+        Folds trained in parallel processes share the workspace: the first one prepares it
+        under the workspace's lock, the others wait and find it done (nothing is redone).
+        """
         from baselines.nnunet.planning import plan_and_preprocess
         from baselines.nnunet.workspace import (
             Workspace,
             nnunet_environment,
+            preparation_lock,
             write_raw_dataset,
             write_splits_final,
         )
 
-        profile = get_profile(profile)
-        train_cases.fold_ids(fold)  # a fold the split lacks is an error, before any work
         workspace = Workspace(Path(workdir) / "nnunet")
         cache_dir = train_cases.cache_dir or Path(workdir) / "cache"
         started = time.perf_counter()
         cases = self.dataset_cases(train_cases)
-        with nnunet_environment(workspace, augmentation_workers=1):  # the planner needs >= 1
+        with (
+            preparation_lock(workspace),
+            nnunet_environment(workspace, augmentation_workers=1),  # the planner needs >= 1
+        ):
             write_raw_dataset(workspace, cases, self.input_channels, cache_dir)
-            plan_and_preprocess(workspace, self.configuration, profile)
+            plan_and_preprocess(workspace, self.configuration, get_profile(profile))
             write_splits_final(workspace, self.splits_final(train_cases))
-        prepared = time.perf_counter()
-        log.info("nnU-Net dataset of %d cases ready in %.1f s", len(cases), prepared - started)
-        self._train(workspace, fold, profile)
-        log.info("fold %d trained in %.1f s", fold, time.perf_counter() - prepared)
-        return self.load(workdir, fold, profile)
+        elapsed = time.perf_counter() - started
+        log.info("nnU-Net dataset of %d cases ready in %.1f s", len(cases), elapsed)
+        return workspace
 
     def dataset_cases(self, cases: FoldCases) -> list[LabelledCase]:
         """Every case any fold trains or validates on (nnU-Net plans from all of them)."""
@@ -97,9 +111,12 @@ class NnUNetAdapter(MethodAdapter):
         from tqdm import tqdm
 
         from baselines.nnunet.workspace import PLANS, nnunet_environment
+        from bench.io import remove_stale_temporaries
         from bench.runner.threads import cpu_threads
 
         output = workspace.trainer_dir(self.trainer_name, self.configuration) / f"fold_{fold}"
+        if output.is_dir():  # checkpoints a killed run was writing (the fold is ours alone)
+            remove_stale_temporaries(output)
         if (output / "checkpoint_final.pth").is_file():
             log.info("fold %d: nnU-Net training already finished", fold)
             return

@@ -30,6 +30,7 @@ from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner
 from nnunetv2.experiment_planning.experiment_planners.network_topology import (
     get_pool_and_conv_props,
 )
+from nnunetv2.utilities import utils as nnunet_utils
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
@@ -119,13 +120,18 @@ class _InProcess:
 
 
 @contextmanager
-def _threads_for_fingerprint(threads: int) -> Iterator[None]:
-    saved = fingerprint_extractor.multiprocessing
+def _threads_for_pools(threads: int) -> Iterator[None]:
+    """nnU-Net's process pools as thread pools: fingerprinting's, and the one that lists the
+    raw files (`nnunetv2.utilities.utils.Pool`: 12 forked processes). That one's `terminate`
+    sends SIGTERM, which the forked workers of a submitit job ignore (they inherit submitit's
+    handler), so under `bench run --executor local` or `slurm` it never joined: a hang."""
+    saved = fingerprint_extractor.multiprocessing, nnunet_utils.Pool
     fingerprint_extractor.multiprocessing = _InProcess(threads)
+    nnunet_utils.Pool = lambda processes=None: ThreadPool(threads)
     try:
         yield
     finally:
-        fingerprint_extractor.multiprocessing = saved
+        fingerprint_extractor.multiprocessing, nnunet_utils.Pool = saved
 
 
 def preparation_key(workspace: Workspace, configuration: str, profile: Profile) -> dict[str, Any]:
@@ -164,12 +170,12 @@ def plan_and_preprocess(workspace: Workspace, configuration: str, profile: Profi
     if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")) == key:
         return json.loads(plans_file.read_text(encoding="utf-8"))
     threads = available_cores()
-    extractor = fingerprint_extractor.DatasetFingerprintExtractor(DATASET_NAME, threads)
-    extractor.num_foreground_voxels_for_intensitystats = FOREGROUND_SAMPLES
-    with _threads_for_fingerprint(threads):
+    with _threads_for_pools(threads):
+        extractor = fingerprint_extractor.DatasetFingerprintExtractor(DATASET_NAME, threads)
+        extractor.num_foreground_voxels_for_intensitystats = FOREGROUND_SAMPLES
         extractor.run(overwrite_existing=True)
-    plans = ProfilePlanner(profile).plan_experiment()
-    _preprocess(workspace, configuration, threads)
+        plans = ProfilePlanner(profile).plan_experiment()
+        _preprocess(workspace, configuration, threads)
     write_json(key, marker)
     return plans
 

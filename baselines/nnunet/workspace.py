@@ -7,16 +7,23 @@ module needs patching, and nothing is set globally or at import time. Older vers
 variables once at import into plain strings that every module copied (`from nnunetv2.paths
 import nnUNet_raw`), so for them the same context manager also swaps those module attributes.
 The environment is process-wide, hence the lock: one workspace is active at a time.
+
+All folds of a method share one workspace, and `bench run --executor local` trains folds in
+parallel processes: `preparation_lock` makes the second process wait for the first one's
+raw dataset and preprocessing (which deletes and rewrites the preprocessed folder), and then
+find them done.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +37,7 @@ log = logging.getLogger(__name__)
 DATASET_NAME = "Dataset900_Bench"  # nnU-Net insists on DatasetXXX_Name
 PLANS = "nnUNetPlans"
 PATH_VARIABLES = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
+PREPARATION_LOCK = ".preparation.lock"
 _LOCK = threading.RLock()
 
 
@@ -60,6 +68,26 @@ class Workspace:
     def trainer_dir(self, trainer_name: str, configuration: str) -> Path:
         """nnU-Net's `<results>/<dataset>/<trainer>__<plans>__<configuration>` folder."""
         return self.results / DATASET_NAME / f"{trainer_name}__{PLANS}__{configuration}"
+
+
+@contextlib.contextmanager
+def preparation_lock(workspace: Workspace) -> Iterator[None]:
+    """Hold the workspace's inter-process lock (`flock` on a file in it) for the block.
+
+    The kernel drops the lock when its holder dies, so a killed run never leaves the
+    workspace locked; the lock file itself stays (it holds nothing).
+    """
+    workspace.root.mkdir(parents=True, exist_ok=True)
+    with open(workspace.root / PREPARATION_LOCK, "a") as handle:
+        started = time.perf_counter()
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        waited = time.perf_counter() - started
+        if waited > 1.0:
+            log.info("waited %.1f s for another process preparing %s", waited, workspace.root)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class _LogStream(io.TextIOBase):

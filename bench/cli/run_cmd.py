@@ -348,12 +348,13 @@ def _publish(results_path: Path | None, leaderboard: Path) -> None:
     import shutil
 
     from bench.errors import BenchError
-    from bench.io import atomic_path
+    from bench.io import atomic_path, remove_stale_temporaries
     from bench.leaderboard import write_leaderboard
 
     if results_path is None:
         raise BenchError("--publish needs every fold predicted and scored; rerun without --folds")
     target = leaderboard / "results" / results_path.name
+    remove_stale_temporaries(target.parent, target.name)  # left by a killed --publish
     with atomic_path(target) as tmp:
         shutil.copyfile(results_path, tmp)
     write_leaderboard(leaderboard / "results", leaderboard / "README.md")

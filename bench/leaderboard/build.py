@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.io import write_bytes
+from bench.io import remove_stale_temporaries, write_bytes
 from bench.leaderboard import figures
 from bench.leaderboard.collect import load_all, rankings
 from bench.leaderboard.markdown import (
@@ -59,6 +59,7 @@ def write_leaderboard(results_dir: Path, out: Path) -> list[Path]:
     """Write README, pages and figures; remove stale generated files. Returns what changed."""
     rendered = render(results_dir, out)
     root = out.parent
+    remove_stale_temporaries(root, out.name)  # a killed run's; pages and figures: see _owned
     changed = []
     outputs: dict[str, Callable[[], bytes]] = {
         path: (lambda text=text: text.encode("utf-8")) for path, text in rendered.markdown.items()

@@ -39,12 +39,16 @@ class Ranking:
 
 
 def load_all(results_dir: Path) -> list[Results]:
-    """Every `*.json` under `results_dir`, validated; two files for one key is an error."""
+    """Every `*.json` under `results_dir`, validated; two files for one key is an error.
+
+    Hidden files are skipped: `.<name>.<random>.tmp.json` is a copy that a killed
+    `bench run --publish` never finished (`bench.io.atomic_path`).
+    """
     if not results_dir.is_dir():
         raise BenchError(f"{results_dir}: results directory not found")
     loaded: dict[str, Path] = {}
     out = []
-    for path in sorted(results_dir.glob("*.json")):
+    for path in sorted(p for p in results_dir.glob("*.json") if not p.name.startswith(".")):
         results = load_results(path)
         if results.stem in loaded:
             raise BenchError(f"{path}: same method, dataset and profile as {loaded[results.stem]}")

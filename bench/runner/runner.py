@@ -9,7 +9,9 @@ Reading and preprocessing the next case runs in a background thread while the ne
 on the current one, and the NIfTI writing of a finished case runs in another; numpy, SciPy,
 SimpleITK and torch release the GIL in their heavy parts, so threads are enough. A case is
 finished when its record exists (written last, after the mask and probability, each atomically),
-and a rerun skips it.
+and a rerun skips it; a rerun first deletes the temporary files that a process killed while
+writing an unfinished case left behind (a stray `.<case>.nii.gz.<random>.tmp.nii.gz` in the
+predictions folder would otherwise be scored as a prediction).
 """
 
 from __future__ import annotations
@@ -30,7 +32,13 @@ from typing import Any
 import numpy as np
 
 from bench.adapter import Predictor, channel_files
-from bench.io import Geometry, read_geometry, write_image, write_json
+from bench.io import (
+    Geometry,
+    read_geometry,
+    remove_stale_temporaries,
+    write_image,
+    write_json,
+)
 from bench.runner.threads import cpu_threads
 from bench.runner.window import WindowSettings, count_windows, predict_logits
 
@@ -189,6 +197,10 @@ def predict_cases(
     skipped = [case.id for case in cases if is_finished(out_dir, case.id)]
     if skipped:
         log.info("%d case(s) already predicted in %s: skipped", len(skipped), out_dir)
+    for case in todo:  # each case has one writer: the unit whose fold validates it
+        for path in output_paths(out_dir, case.id):
+            for stale in remove_stale_temporaries(path.parent, path.name):
+                log.info("removed %s, left by an interrupted run", stale)
     device = settings.resolved_device()
     window = WindowSettings(
         overlap=settings.overlap,

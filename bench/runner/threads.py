@@ -32,29 +32,33 @@ def _probe_seconds(threads: int, repeats: int = 3) -> float:
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
+    # A generator state of its own: the probe runs at a process's first `cpu_threads`, and
+    # drawing from the global one would make a model's initial weights depend on whether
+    # another fold or method ran in this process before.
     try:
-        torch.manual_seed(0)
-        layers = []
-        for _ in range(4):
-            layers += [
-                torch.nn.Conv3d(8, 8, 3, padding=1),
-                torch.nn.InstanceNorm3d(8, affine=True),
-                torch.nn.LeakyReLU(),
-            ]
-        block = torch.nn.Sequential(*layers)
-        x = torch.randn(2, 8, 16, 32, 32)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            layers = []
+            for _ in range(4):
+                layers += [
+                    torch.nn.Conv3d(8, 8, 3, padding=1),
+                    torch.nn.InstanceNorm3d(8, affine=True),
+                    torch.nn.LeakyReLU(),
+                ]
+            block = torch.nn.Sequential(*layers)
+            x = torch.randn(2, 8, 16, 32, 32)
 
-        def step() -> None:
-            block.zero_grad(set_to_none=True)
-            block(x).sum().backward()
+            def step() -> None:
+                block.zero_grad(set_to_none=True)
+                block(x).sum().backward()
 
-        step()  # warm-up: kernel selection, thread pool start
-        best = float("inf")
-        for _ in range(repeats):
-            started = time.perf_counter()
-            step()
-            best = min(best, time.perf_counter() - started)
-        return best
+            step()  # warm-up: kernel selection, thread pool start
+            best = float("inf")
+            for _ in range(repeats):
+                started = time.perf_counter()
+                step()
+                best = min(best, time.perf_counter() - started)
+            return best
     finally:
         torch.set_num_threads(previous)
 
