@@ -10,6 +10,7 @@ percentile) is shared by both.
 
 from __future__ import annotations
 
+import math
 from enum import Enum
 
 import numpy as np
@@ -22,11 +23,26 @@ class Compat(str, Enum):
     USE = "use"
 
 
+def percentile(values: np.ndarray, q: float) -> float:
+    """`np.percentile(values, q)` (linear interpolation) bit for bit, for non-empty finite
+    values: the same index, weight and interpolation, with one partition. np.percentile's own
+    bookkeeping costs more than the partition itself on a few thousand surface distances."""
+    n = values.size
+    virtual = (n - 1) * (q / 100)
+    if virtual >= n - 1:
+        return float(values.max())
+    below = math.floor(virtual)
+    gamma = virtual - below
+    low, high = np.partition(values, (below, below + 1))[below : below + 2]
+    step = high - low
+    return float(high - step * (1 - gamma) if gamma >= 0.5 else low + step * gamma)
+
+
 def hd95_mm(ref_to_test: np.ndarray, test_to_ref: np.ndarray, compat: Compat) -> float:
     """95th percentile surface distance (numpy's default linear interpolation, as medpy/MONAI)."""
     if compat is Compat.USE:
-        return float(np.percentile(np.concatenate((test_to_ref, ref_to_test)), 95))
-    return float(max(np.percentile(ref_to_test, 95), np.percentile(test_to_ref, 95)))
+        return percentile(np.concatenate((test_to_ref, ref_to_test)), 95)
+    return max(percentile(ref_to_test, 95), percentile(test_to_ref, 95))
 
 
 def asd_mm(ref_to_test: np.ndarray, test_to_ref: np.ndarray, compat: Compat) -> float:

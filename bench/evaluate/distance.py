@@ -6,13 +6,20 @@ box that holds both sets (a far false positive makes that box huge), and a KD-tr
 segmentations of one lesion are mostly within a few voxels of each other, so we search
 outward from each query:
 
-1. Along the finest axis (the "run" axis, x for CT) a table gives, for every row of the
-   feature box, the number of steps from each position to the nearest feature in that row.
+1. Along the finest axis (the "run" axis, x for CT) a table gives, for every row holding
+   features, the number of steps from each position to the nearest feature in that row
+   (stored between the row's first and last feature; beyond them it is the distance to the
+   nearer end). It depends on the features only, so a mask keeps its tables between pairs.
 2. Rows are visited in order of their distance from the query's row ((dz, dy) offsets sorted
    by (dz*sz)^2 + (dy*sy)^2). A query is final once its best candidate is no larger than the
-   next offset's row distance: no later row can hold a nearer feature.
+   next offset's row distance: no later row can hold a nearer feature. A query whose own
+   slice holds no feature within reach (a lesion's cap, one thick slice from the other mask's)
+   skips that slice's rows at once.
 3. Queries still open after the search limit (far false positives, holes) are answered
    exactly by `exact.exact_squared_mm`.
+
+`pair_distances` runs the four searches of a pair (both voxel surfaces, both surfel sets) and
+their fallbacks in one compiled call.
 
 Points are (3, N) integer arrays, one row per array axis (z, y, x). Squared distances are
 summed in axis order, ((dz*sz)^2 + (dy*sy)^2) + (dx*sx)^2, as
@@ -21,17 +28,19 @@ summed in axis order, ((dz*sz)^2 + (dy*sy)^2) + (dx*sx)^2, as
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from bench.evaluate import _kernels
+from bench.evaluate.exact import BRUTE_FORCE_PAIRS, exact_squared_mm
 from bench.evaluate.exact import bounds as _bounds
-from bench.evaluate.exact import exact_squared_mm
 
 # Offsets visited per query before the fallback takes over: a table lookup costs ~5 ns, a
 # KD-tree query ~2 us, so a few hundred offsets are still cheaper than the tree.
 MAX_OFFSETS = 320
+_NO_THRESHOLDS = np.zeros(0)
 
 
 def _run_axis(spacing: np.ndarray) -> int:
@@ -39,16 +48,33 @@ def _run_axis(spacing: np.ndarray) -> int:
     return int(len(spacing) - 1 - np.argmin(spacing[::-1]))
 
 
+@dataclass(frozen=True)
+class _Offsets:
+    """The search plan for one spacing and limit (see `_offsets`)."""
+
+    run: int  # the run axis
+    order: list[int]  # array axes in (a, b, run) order
+    da: np.ndarray
+    db: np.ndarray
+    base: np.ndarray
+    terms: np.ndarray
+    certified_sq: float
+    reach: np.ndarray  # (3,) int64, furthest offset on a, b; steps within the limit on run
+
+    def compiled(self) -> tuple:
+        """The plan as `_kernels.pair_search` takes it."""
+        return self.da, self.db, self.base, self.terms, self.certified_sq, self.reach
+
+
 @lru_cache(maxsize=32)
-def _offsets(
-    spacing: tuple[float, float, float], run: int, limit_mm: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+def _offsets(spacing: tuple[float, float, float], limit_mm: float) -> _Offsets:
     """Row offsets (da, db) on the two loop axes, nearest first, with their squared mm.
 
-    Returns (da, db, base, terms, certified_sq): terms[:, k] is the squared mm of the offset
-    on array axis k (0 on the run axis), kept for summing in axis order; every offset left
-    out is at least sqrt(certified_sq) mm long.
+    base[k] is offset k's squared mm, terms[k, j] its squared mm on array axis j (0 on the
+    run axis), kept for summing in axis order; every offset left out is at least
+    sqrt(certified_sq) mm long. Cached: computed once per spacing, not per call.
     """
+    run = _run_axis(np.asarray(spacing))
     loop = [k for k in range(3) if k != run]
     reach = [int(np.floor(limit_mm / spacing[k])) for k in loop]
     da, db = np.meshgrid(
@@ -65,7 +91,18 @@ def _offsets(
     if order.size > MAX_OFFSETS:
         certified_sq = float(base[order[MAX_OFFSETS]])
         order = order[:MAX_OFFSETS]
-    return da[order], db[order], base[order], terms[order], certified_sq
+    da, db = da[order], db[order]
+    run_reach = int(np.floor(limit_mm / spacing[run]))
+    return _Offsets(
+        run=run,
+        order=[*loop, run],
+        da=da,
+        db=db,
+        base=base[order],
+        terms=terms[order],
+        certified_sq=certified_sq,
+        reach=np.array([np.abs(da).max(), np.abs(db).max(), run_reach], np.int64),
+    )
 
 
 def _inside(points: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -100,46 +137,87 @@ def _row_steps(keys: np.ndarray, size: int, cap: int) -> np.ndarray:
     return before.astype(dtype)
 
 
+@dataclass(frozen=True)
+class _RowIndex:
+    """A `_kernels.row_table` of one feature set, with the box its row numbers refer to."""
+
+    lo: np.ndarray  # (3,) int64, features' box in (a, b, run) axis order
+    hi: np.ndarray
+    n_b: int  # rows per step on axis a
+    rows: np.ndarray
+    values: np.ndarray
+    slices: np.ndarray
+
+    def compiled(self) -> tuple:
+        """The table as `_kernels.pair_search` takes it."""
+        return self.lo, self.hi, self.n_b, self.rows, self.values, self.slices
+
+
+def _row_index(
+    features: np.ndarray, order: list[int], reach: np.ndarray, cache: dict | None
+) -> _RowIndex:
+    """The row table of `features`, from `cache` when this reach was indexed before.
+
+    The table does not depend on the queries, so a mask scored against several others (every
+    rater pair of a study) indexes each of its surfaces once. Rows are padded by 2 * reach on
+    the loop axes: every offset of a query within reach of the box stays inside the table.
+    """
+    key = (order[-1], *reach.tolist())
+    if cache is not None and key in cache:
+        return cache[key]
+    f = features if order == [0, 1, 2] else features[order]
+    index = _RowIndex(*_kernels.row_table(f, reach, int(reach[2]) + 1))
+    if cache is not None:
+        cache[key] = index
+    return index
+
+
 def _search(
     queries: np.ndarray,
     features: np.ndarray,
     spacing: np.ndarray,
     limit_mm: float,
     thresholds_sq: np.ndarray | None = None,
+    cache: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Outward row search. Returns (best squared mm, open, lower_sq) for every query.
 
     An open query's best value is only an upper bound; its true squared distance is at least
     `lower_sq`. Closed queries are exact, or, with `thresholds_sq` (ascending), only exact
     about which thresholds they are within: a query closes as soon as no later offset could
-    move it below another threshold, long before its exact distance is certified.
+    move it below another threshold, long before its exact distance is certified. `cache`
+    keeps the compiled path's row index of `features` (see `nearest_squared_mm`).
     """
-    run = _run_axis(spacing)
-    loop = [k for k in range(3) if k != run]
-    order = [*loop, run]
-    da, db, base, terms, certified_sq = _offsets(tuple(float(s) for s in spacing), run, limit_mm)
-    reach = np.array([np.abs(da).max(), np.abs(db).max(), int(np.floor(limit_mm / spacing[run]))])
+    plan = _offsets(tuple(spacing.tolist()), float(limit_mm))
+    run, order, reach = plan.run, plan.order, plan.reach
+    da, db, base, terms, certified_sq = plan.da, plan.db, plan.base, plan.terms, plan.certified_sq
     cap = int(reach[2]) + 1  # steps beyond reach on the run axis are beyond the limit
     # Every offset left out, and every feature or query beyond `reach` of the other set's
     # box, is at least sqrt(certified_sq) mm away: such features cannot be nearest to a
     # query the loop closes, and such queries stay open.
-    q = queries[order]
-    f = features[order]
-    if _kernels.HAVE_NUMBA:
-        best, open_ = _kernels.row_search(
-            q.astype(np.int64),
-            f.astype(np.int64),
-            reach.astype(np.int64),
-            da.astype(np.int64),
-            db.astype(np.int64),
+    if _kernels.HAVE_NUMBA and cap < 2**16:  # the row table holds uint16 steps
+        index = _row_index(features, order, reach, cache)
+        best, open_ = _kernels.row_query(
+            queries if order == [0, 1, 2] else queries[order],
+            index.lo,
+            index.hi,
+            reach,
+            index.n_b,
+            index.rows,
+            index.values,
+            index.slices,
+            da,
+            da * index.n_b + db,
             base,
-            np.ascontiguousarray(terms),
+            terms,
             run,
             certified_sq,
-            np.zeros(0) if thresholds_sq is None else thresholds_sq,
+            _NO_THRESHOLDS if thresholds_sq is None else thresholds_sq,
             float(spacing[run]),
         )
         return best, open_, certified_sq
+    q = queries[order]
+    f = features[order]
     best = np.full(queries.shape[1], np.inf)
     open_ = np.ones(queries.shape[1], bool)
     q_lo, q_hi = _bounds(q)
@@ -259,6 +337,7 @@ def tolerance_classes(
     spacing_zyx_mm: tuple[float, float, float],
     tolerances_mm: tuple[float, ...],
     search_mm: float = 10.0,
+    cache: dict | None = None,
 ) -> np.ndarray:
     """For each query, the index of the smallest tolerance its distance is within.
 
@@ -275,7 +354,7 @@ def tolerance_classes(
     thresholds = _sqrt_thresholds(tuple(tolerances.tolist()))
     upper = float(tolerances[-1])
     best, open_, lower_sq = _search(
-        queries, features, spacing, max(search_mm, upper * (1 + 1e-6)), thresholds
+        queries, features, spacing, max(search_mm, upper * (1 + 1e-6)), thresholds, cache
     )
     if lower_sq > thresholds[-1]:  # every open query is beyond the largest tolerance
         open_[:] = False
@@ -292,13 +371,16 @@ def nearest_squared_mm(
     spacing_zyx_mm: tuple[float, float, float],
     upper_mm: float | None = None,
     search_mm: float = 10.0,
+    cache: dict | None = None,
 ) -> np.ndarray:
     """Squared distance in mm^2 from each query point to its nearest feature point.
 
     Both are (3, N) integer grid indices, one row per axis (z, y, x), on one grid with
     `spacing_zyx_mm`. Exact for every query; with `upper_mm`, distances above it are reported
     as inf (enough for the surface Dice, and cheaper). `search_mm` bounds the outward row
-    search and changes only the speed. Empty `features` give inf everywhere.
+    search and changes only the speed. Empty `features` give inf everywhere. `cache`: a dict
+    that lives with `features` (the same points on every call with it), where the compiled
+    path keeps its index of them between calls.
     """
     spacing = np.asarray(spacing_zyx_mm, np.float64)
     queries = np.asarray(queries).reshape(3, -1)
@@ -306,13 +388,13 @@ def nearest_squared_mm(
     if features.shape[1] == 0 or queries.shape[1] == 0:
         return np.full(queries.shape[1], np.inf)
     if upper_mm is None:
-        best, open_, _ = _search(queries, features, spacing, search_mm)
+        best, open_, _ = _search(queries, features, spacing, search_mm, None, cache)
     else:
         # A hair beyond the bound: sqrt can round a square just above upper^2 down to upper,
         # and the peers compare the rooted distance with the tolerance.
         bound_sq = upper_mm**2 * (1 + 1e-9)
         best, open_, lower_sq = _search(
-            queries, features, spacing, max(search_mm, upper_mm * (1 + 1e-6))
+            queries, features, spacing, max(search_mm, upper_mm * (1 + 1e-6)), None, cache
         )
         if lower_sq >= bound_sq:  # every open query is beyond the bound
             open_[:] = False
@@ -323,3 +405,44 @@ def nearest_squared_mm(
     if upper_mm is not None:
         best[best > bound_sq] = np.inf
     return best
+
+
+def pair_distances(
+    points: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    spacing_zyx_mm: tuple[float, float, float],
+    tolerances_mm: tuple[float, ...],
+    caches: tuple[dict, dict, dict, dict],
+    search_mm: float = 10.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """The four searches of a pair of surfaces in one compiled call.
+
+    `points` are (reference voxels, test voxels, reference surfels, test surfels), non-empty,
+    `caches` theirs (see `nearest_squared_mm`). Returns (reference-to-test mm, test-to-
+    reference mm, reference surfel classes, test surfel classes): `nearest_squared_mm`
+    rooted and `tolerance_classes`, value for value. None where the compiled path does not
+    apply (no numba, run axis not last, steps beyond uint16, too many far queries for brute
+    force): the caller makes the four calls instead.
+    """
+    if not _kernels.HAVE_NUMBA:
+        return None
+    spacing = tuple(float(s) for s in spacing_zyx_mm)
+    tolerances = tuple(sorted(float(t) for t in tolerances_mm))
+    exact = _offsets(spacing, float(search_mm))
+    classes = _offsets(spacing, max(search_mm, tolerances[-1] * (1 + 1e-6)))
+    if exact.run != 2 or max(exact.reach[2], classes.reach[2]) + 1 >= 2**16:
+        return None
+    plans = (exact, exact, classes, classes)
+    tables = tuple(
+        _row_index(points[k], plans[k].order, plans[k].reach, caches[k]).compiled()
+        for k in range(4)
+    )
+    found = _kernels.pair_search(
+        points,
+        tables,
+        exact.compiled(),
+        classes.compiled(),
+        _sqrt_thresholds(tolerances),
+        np.asarray(spacing),
+        100 * BRUTE_FORCE_PAIRS,
+    )
+    return found[:4] if found[4] else None

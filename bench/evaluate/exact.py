@@ -35,9 +35,6 @@ def _squared(delta: np.ndarray, spacing: np.ndarray) -> np.ndarray:
 
 def _line_extremes(features: np.ndarray, axis: int, high: bool) -> np.ndarray:
     """For each line of features parallel to `axis`, its feature furthest towards `high`."""
-    if _kernels.HAVE_NUMBA:
-        lo, hi = bounds(features)
-        return _kernels.line_extremes(features.astype(np.int64), axis, high, lo, hi)
     a, b = (k for k in range(3) if k != axis)
     key = features[a].astype(np.int64) * (int(features[b].max()) + 1) + features[b]
     order = np.lexsort((features[axis], key))
@@ -72,6 +69,12 @@ def exact_squared_mm(
 
     With `upper_mm`, a KD-tree may stop at that distance (inf beyond it).
     """
+    if _kernels.HAVE_NUMBA:
+        out, done = _kernels.exact_beyond(queries, features, spacing)
+        if not done.all():
+            todo = ~done
+            out[todo] = _nearest_exact(queries[:, todo], features, spacing, upper_mm)
+        return out
     out = np.empty(queries.shape[1])
     todo = np.ones(queries.shape[1], bool)
     lo, hi = bounds(features)

@@ -1,9 +1,10 @@
 """What the metrics need from one mask, computed once per mask on its own small boxes.
 
 Every per-pair cost is proportional to the lesion, never to the scan: the only full-volume work
-is finding the bounding box. A mask whose voxels form far-apart groups (a lesion and a false
-positive 100 mm away) is cut at the empty gaps into several boxes, so a far false positive
-stretches nothing, which is what makes union-box peers slow.
+is one read of each mask, which finds its occupied planes (compiled: the two masks of a pair are
+read side by side, eight voxels at a time). A mask whose voxels form far-apart groups (a lesion
+and a false positive 100 mm away) is cut at the empty gaps into several boxes, so a far false
+positive stretches nothing, which is what makes union-box peers slow.
 
 Two kinds of surface points, both as integer grid indices in (z, y, x) order:
 - voxel surface (for HD95 and ASD): the mask minus its erosion with face connectivity, voxels on
@@ -16,7 +17,9 @@ Two kinds of surface points, both as integer grid indices in (z, y, x) order:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -36,7 +39,7 @@ class Part:
     lo: tuple[int, int, int]
     crop: np.ndarray  # bool, the mask inside the box
 
-    @property
+    @cached_property
     def hi(self) -> tuple[int, int, int]:
         return tuple(a + n - 1 for a, n in zip(self.lo, self.crop.shape, strict=True))  # type: ignore[return-value]
 
@@ -52,14 +55,20 @@ class PreparedMask:
     voxel_surface: np.ndarray  # (3, N) int32 voxel indices, rows z, y, x
     surfels: np.ndarray  # (3, M) int32 corner indices
     surfel_areas: np.ndarray  # (M,) float64, mm^2
+    _indexes: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def volume_ml(self) -> float:
         return self.voxels * voxel_volume_ml(self.spacing_zyx_mm)
 
+    def search_cache(self, points: str) -> dict:
+        """Where the distance search keeps its index of `points` ("voxel_surface" or
+        "surfels") between calls: a mask paired with several others is indexed once."""
+        return self._indexes.setdefault(points, {})
+
 
 def voxel_volume_ml(spacing_zyx_mm: tuple[float, float, float]) -> float:
-    return float(np.prod(spacing_zyx_mm)) / 1000.0
+    return math.prod(spacing_zyx_mm) / 1000.0
 
 
 def _runs(flags: np.ndarray, min_gap: int) -> list[tuple[int, int]]:
@@ -68,6 +77,8 @@ def _runs(flags: np.ndarray, min_gap: int) -> list[tuple[int, int]]:
     if hits.size == 0:
         return []
     cuts = np.flatnonzero(np.diff(hits) > min_gap)
+    if cuts.size == 0:  # the usual answer, without the bookkeeping below
+        return [(int(hits[0]), int(hits[-1]))]
     starts = np.concatenate(([hits[0]], hits[cuts + 1]))
     ends = np.concatenate((hits[cuts], [hits[-1]]))
     return list(zip(starts.tolist(), ends.tolist(), strict=True))
@@ -78,20 +89,26 @@ def _slices(lo: tuple[int, ...] | list[int], hi: tuple[int, ...] | list[int]) ->
     return tuple(slice(a, b + 1) for a, b in zip(lo, hi, strict=True))
 
 
-def _boxes(mask: np.ndarray, lo: list[int], hi: list[int], budget: list[int]) -> list[tuple]:
-    """Tight boxes of the non-zero voxels of mask[lo:hi], cut at wide empty gaps.
+def _box_runs(region: np.ndarray, min_gap: int) -> list[list[tuple[int, int]]]:
+    """The `_runs` of occupied planes of the region along z, y and x (`_kernels.box_runs`):
+    the occupied slices, then the region collapsed to one plane, whose rows and columns give
+    the in-plane extent."""
+    plane = region.any(axis=0)
+    profiles = region.any(axis=(1, 2)), plane.any(axis=1), plane.any(axis=0)
+    return [_runs(p, min_gap) for p in profiles]
 
-    Two reductions: occupied slices (the only pass over the whole volume), then the occupied
-    slices collapsed to one plane, whose rows and columns give the in-plane extent.
-    """
+
+def _boxes(mask: np.ndarray, lo: list[int], hi: list[int], budget: list[int]) -> list[tuple]:
+    """Tight boxes of the non-zero voxels of mask[lo:hi], cut at wide empty gaps: along z
+    first, then (within one run of slices) along y, then x (`_kernels.split_boxes`)."""
     gap = MIN_GAP if budget[0] > 0 else 1 << 30
     region = mask[_slices(lo, hi)]
-    z_runs = _runs(region.reshape(region.shape[0], -1).any(axis=1), gap)
+    z_runs, y_runs, x_runs = _box_runs(region, gap)
     if len(z_runs) == 1:
         ((start, end),) = z_runs
-        plane = region[start : end + 1].any(axis=0)
+        if end - start + 1 < region.shape[0]:  # the in-plane runs of those slices only
+            _, y_runs, x_runs = _box_runs(region[start : end + 1], gap)
         lo[0], hi[0] = lo[0] + start, lo[0] + end
-        y_runs, x_runs = _runs(plane.any(axis=1), gap), _runs(plane.any(axis=0), gap)
         if len(y_runs) == 1 and len(x_runs) == 1:
             lo[1], hi[1] = lo[1] + y_runs[0][0], lo[1] + y_runs[0][1]
             lo[2], hi[2] = lo[2] + x_runs[0][0], lo[2] + x_runs[0][1]
@@ -106,6 +123,45 @@ def _boxes(mask: np.ndarray, lo: list[int], hi: list[int], budget: list[int]) ->
         sub_lo[axis], sub_hi[axis] = lo[axis] + start, lo[axis] + end
         boxes += _boxes(mask, sub_lo, sub_hi, budget)
     return boxes
+
+
+def _scanned(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(words, bytes) views of a one-byte mask for `_kernels.occupied_profiles` (None: numpy).
+
+    The words are uint64 (eight voxels) where rows allow, else the bytes themselves.
+    """
+    if not (_kernels.HAVE_NUMBA and mask.dtype.itemsize == 1 and mask.size):
+        return None
+    voxels = mask.view(np.uint8)
+    whole_words = voxels.flags.c_contiguous and voxels.shape[2] % 8 == 0
+    return (voxels.view(np.uint64) if whole_words else voxels), voxels
+
+
+Profiles = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def occupied_profiles(masks: list[np.ndarray]) -> list[Profiles | None]:
+    """Which planes along z, y and x hold a voxel, per mask (None: left to numpy's `_boxes`).
+
+    Compiled: masks of one shape are scanned two at a time, in one pass over both: the one
+    pass over the volume, which also gives `_kernels.split_boxes` its first cut.
+    """
+    out: list[Profiles | None] = [None] * len(masks)
+    views = [_scanned(mask) for mask in masks]
+    todo = [i for i, v in enumerate(views) if v is not None]
+    while todo:
+        i = todo.pop(0)
+        mate = next((j for j in todo if masks[j].shape == masks[i].shape), None)
+        if mate is None:
+            mate = i  # alone: scanned side by side with itself, from cache the second time
+        else:
+            todo.remove(mate)
+        (words_a, bytes_a), (words_b, bytes_b) = views[i], views[mate]
+        if words_a.dtype != words_b.dtype:  # one kind of view for both
+            words_a, words_b = bytes_a, bytes_b
+        found = _kernels.occupied_profiles(words_a, bytes_a, words_b, bytes_b)
+        out[i], out[mate] = found[:3], found[3:]
+    return out
 
 
 def _padded(crop: np.ndarray) -> np.ndarray:
@@ -147,42 +203,85 @@ def _indices(flags: np.ndarray) -> np.ndarray:
 
 def prepare_mask(mask: np.ndarray, spacing_zyx_mm: tuple[float, float, float]) -> PreparedMask:
     """Everything the pair metrics need from one (z, y, x) binary mask, in one pass."""
-    if mask.ndim != 3:
-        raise ValueError(f"expected a 3D (z, y, x) mask, got shape {mask.shape}")
+    return prepare_masks([mask], spacing_zyx_mm)[0]
+
+
+def prepare_masks(
+    masks: list[np.ndarray], spacing_zyx_mm: tuple[float, float, float]
+) -> list[PreparedMask]:
+    """`prepare_mask` of each mask on one grid; their one pass over the volume is shared."""
+    for mask in masks:
+        if mask.ndim != 3:
+            raise ValueError(f"expected a 3D (z, y, x) mask, got shape {mask.shape}")
     spacing = tuple(float(s) for s in spacing_zyx_mm)
-    if len(spacing) != 3 or not all(np.isfinite(s) and s > 0 for s in spacing):
+    if len(spacing) != 3 or not all(math.isfinite(s) and s > 0 for s in spacing):
         raise ValueError(f"spacing_zyx_mm must be 3 positive numbers, got {spacing_zyx_mm}")
-    boxes = _boxes(mask, [0, 0, 0], [n - 1 for n in mask.shape], [MAX_PARTS - 1])
     areas_of_code = surfel_area_table(spacing)  # type: ignore[arg-type]
-    parts, voxel_surface, surfels, areas, voxels = [], [], [], [], 0
-    for lo, hi in boxes:
-        crop = mask[_slices(lo, hi)].astype(bool, copy=False)
-        parts.append(Part(lo, crop))
-        padded = _padded(crop)
-        origin = np.asarray(lo, np.int32)[:, None]
-        count = int(np.count_nonzero(crop))
-        voxels += count
-        if _kernels.HAVE_NUMBA:
-            surface, corners, codes = _kernels.surface_points(padded, count)
-        else:
-            surface = _indices(_voxel_surface(padded))
-            codes = neighbour_codes(padded)
-            on_surface = (codes != 0) & (codes != 255)
-            corners, codes = _indices(on_surface), codes[on_surface]
-        voxel_surface.append(surface + origin)
-        # Padded corner j lies between padded voxels j and j + 1, i.e. between mask voxels
-        # lo + j - 1 and lo + j: its corner index is lo + j.
-        surfels.append(corners + origin)
-        areas.append(areas_of_code[codes])
-    empty_points = np.zeros((3, 0), np.int32)
+    return [
+        _prepare(mask, spacing, profiles, areas_of_code)  # type: ignore[arg-type]
+        for mask, profiles in zip(masks, occupied_profiles(masks), strict=True)
+    ]
+
+
+def _prepare(
+    mask: np.ndarray,
+    spacing: tuple[float, float, float],
+    profiles: Profiles | None,
+    areas_of_code: np.ndarray,
+) -> PreparedMask:
+    """One mask, given its profiles (None: numpy): its boxes, surface points, voxel count."""
+    if profiles is not None:
+        voxels_u8 = mask.view(np.uint8)
+        limits = _kernels.split_boxes(voxels_u8, *profiles, MIN_GAP, MAX_PARTS)
+        boxes = [(tuple(b[:3]), tuple(b[3:])) for b in limits.tolist()]
+        parts = _parts(mask, boxes)
+        voxel_surface, surfels, areas, voxels = _kernels.mask_surfaces(
+            voxels_u8, limits, areas_of_code
+        )
+    else:
+        whole = [0, 0, 0], [n - 1 for n in mask.shape]
+        boxes = _boxes(mask, *whole, [MAX_PARTS - 1]) if mask.size else []
+        parts = _parts(mask, boxes)
+        voxel_surface, surfels, areas, voxels = _surfaces(parts, areas_of_code)
     return PreparedMask(
         shape_zyx=tuple(mask.shape),  # type: ignore[arg-type]
-        spacing_zyx_mm=spacing,  # type: ignore[arg-type]
-        voxels=voxels,
-        parts=tuple(parts),
-        voxel_surface=np.concatenate(voxel_surface, axis=1) if parts else empty_points,
-        surfels=np.concatenate(surfels, axis=1) if parts else empty_points,
-        surfel_areas=np.concatenate(areas) if parts else np.zeros(0),
+        spacing_zyx_mm=spacing,
+        voxels=int(voxels),
+        parts=parts,
+        voxel_surface=voxel_surface,
+        surfels=surfels,
+        surfel_areas=areas,
+    )
+
+
+def _parts(mask: np.ndarray, boxes: list[tuple]) -> tuple[Part, ...]:
+    """Each box with the mask inside it (a view where the mask is bool)."""
+    return tuple(Part(lo, mask[_slices(lo, hi)].astype(bool, copy=False)) for lo, hi in boxes)
+
+
+def _surfaces(
+    parts: tuple[Part, ...], areas_of_code: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """numpy's `_kernels.mask_surfaces`: voxel surface, surfels, areas, voxel count."""
+    voxel_surface, surfels, areas, voxels = [], [], [], 0
+    for part in parts:
+        padded = _padded(part.crop)
+        origin = np.asarray(part.lo, np.int32)[:, None]
+        voxels += int(np.count_nonzero(part.crop))
+        codes = neighbour_codes(padded)
+        on_surface = (codes != 0) & (codes != 255)
+        voxel_surface.append(_indices(_voxel_surface(padded)) + origin)
+        # Padded corner j lies between padded voxels j and j + 1, i.e. between mask voxels
+        # lo + j - 1 and lo + j: its corner index is lo + j.
+        surfels.append(_indices(on_surface) + origin)
+        areas.append(areas_of_code[codes[on_surface]])
+    if not parts:
+        return np.zeros((3, 0), np.int32), np.zeros((3, 0), np.int32), np.zeros(0), 0
+    return (
+        np.concatenate(voxel_surface, axis=1),
+        np.concatenate(surfels, axis=1),
+        np.concatenate(areas),
+        voxels,
     )
 
 
@@ -191,11 +290,16 @@ def overlap_voxels(a: PreparedMask, b: PreparedMask) -> int:
     total = 0
     for pa in a.parts:
         for pb in b.parts:
-            lo = np.maximum(pa.lo, pb.lo)
-            hi = np.minimum(pa.hi, pb.hi)
-            if np.any(lo > hi):
+            lo = tuple(map(max, pa.lo, pb.lo))
+            hi = tuple(map(min, pa.hi, pb.hi))
+            if any(low > high for low, high in zip(lo, hi, strict=True)):
                 continue
-            in_a = _slices(lo - pa.lo, hi - pa.lo)
-            in_b = _slices(lo - pb.lo, hi - pb.lo)
-            total += int(np.count_nonzero(pa.crop[in_a] & pb.crop[in_b]))
+            total += int(
+                np.count_nonzero(pa.crop[_within(lo, hi, pa)] & pb.crop[_within(lo, hi, pb)])
+            )
     return total
+
+
+def _within(lo: tuple[int, ...], hi: tuple[int, ...], part: Part) -> tuple[slice, ...]:
+    """Slices of the box [lo, hi] (inside the part's box) in the part's crop."""
+    return tuple(slice(a - o, b - o + 1) for a, b, o in zip(lo, hi, part.lo, strict=True))

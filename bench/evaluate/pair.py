@@ -8,14 +8,15 @@ NaN when either mask is at or below the small-volume threshold (0 ml by default:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from bench.errors import InputError
 from bench.evaluate.compat import Compat, asd_mm, hd95_mm
-from bench.evaluate.masks import PreparedMask, overlap_voxels, prepare_mask, voxel_volume_ml
-from bench.evaluate.surface import SDT_TOLERANCES_MM, surface_distances
+from bench.evaluate.masks import PreparedMask, overlap_voxels, prepare_masks, voxel_volume_ml
+from bench.evaluate.surface import SDT_TOLERANCES_MM, SurfaceDistances, surface_distances
 
 NAN = float("nan")
 # Every nan_reason about the reference starts with this; image-level detection reads it.
@@ -86,8 +87,13 @@ def score_prepared(
     test: PreparedMask,
     small_ml: float = 0.0,
     compat: Compat | str = Compat.OFF,
+    memo: dict | None = None,
 ) -> PairMetrics:
-    """Score two prepared masks (see `prepare_mask`); prepare each mask once, pair it often."""
+    """Score two prepared masks (see `prepare_mask`); prepare each mask once, pair it often.
+
+    `memo` (see `score_pairs`) keeps the overlap and surface distances of scored pairs, which
+    the swapped pair reuses.
+    """
     compat = Compat(compat)
     if reference.spacing_zyx_mm != test.spacing_zyx_mm or reference.shape_zyx != test.shape_zyx:
         raise ValueError("reference and test must be prepared on the same grid")
@@ -105,8 +111,7 @@ def score_prepared(
         undefined.update(dict.fromkeys(SDT_TOLERANCES_MM, NAN))
         return PairMetrics(**volumes, **undefined, nan_reason=reason)
 
-    tp = overlap_voxels(reference, test)
-    distances = surface_distances(reference, test, tuple(SDT_TOLERANCES_MM.values()))
+    tp, distances = _compared(reference, test, memo)
     return PairMetrics(
         **volumes,
         Dice=2 * tp / (n_ref + n_test),
@@ -116,6 +121,39 @@ def score_prepared(
         HD95=hd95_mm(distances.ref_to_test_mm, distances.test_to_ref_mm, compat),
         **dict(zip(_SDT_ASCENDING, distances.surface_dices(), strict=True)),
     )
+
+
+def _compared(
+    reference: PreparedMask, test: PreparedMask, memo: dict | None
+) -> tuple[int, SurfaceDistances]:
+    """Overlap (TP) and surface distances of a pair, or of its swap from `memo`: both are
+    symmetric, so the swap's metrics come out bit for bit as if computed afresh."""
+    if memo is not None and (id(test), id(reference)) in memo:
+        tp, distances = memo[(id(test), id(reference))]
+        return tp, distances.swapped()
+    tp = overlap_voxels(reference, test)
+    distances = surface_distances(reference, test, tuple(SDT_TOLERANCES_MM.values()))
+    if memo is not None:
+        memo[(id(reference), id(test))] = (tp, distances)
+    return tp, distances
+
+
+def score_pairs(
+    prepared: Mapping[str, PreparedMask],
+    pairs: Sequence[tuple[str, str]],
+    small_ml: float = 0.0,
+    compat: Compat | str = Compat.OFF,
+) -> list[PairMetrics]:
+    """`score_prepared` of every (reference, test) pair of prepared masks by name.
+
+    A pair and its swap (A against B, B against A: every rater pair of a study) share one
+    overlap count and one surface-distance search; each mask's search index is built once.
+    """
+    memo: dict = {}
+    return [
+        score_prepared(prepared[reference], prepared[test], small_ml, compat, memo)
+        for reference, test in pairs
+    ]
 
 
 def check_binary(mask: np.ndarray, name: str = "mask", case: str | None = None, file=None) -> None:
@@ -175,9 +213,5 @@ def score_pair(
     check_binary(test, "test")
     if reference.shape != test.shape:
         raise InputError(f"test shape {test.shape} differs from reference shape {reference.shape}")
-    return score_prepared(
-        prepare_mask(as_bool(reference), spacing),
-        prepare_mask(as_bool(test), spacing),
-        small_ml,
-        compat,
-    )
+    prepared_reference, prepared_test = prepare_masks([as_bool(reference), as_bool(test)], spacing)
+    return score_prepared(prepared_reference, prepared_test, small_ml, compat)

@@ -26,8 +26,8 @@ from bench.errors import InputError
 from bench.evaluate.cache import CaseCache, case_key
 from bench.evaluate.compat import Compat
 from bench.evaluate.loading import check_grid, nifti_files, read_mask
-from bench.evaluate.masks import prepare_mask
-from bench.evaluate.pair import as_bool, score_prepared
+from bench.evaluate.masks import PreparedMask, prepare_masks
+from bench.evaluate.pair import as_bool, score_pairs
 from bench.io import Geometry, read_geometry
 from bench.metric_names import PER_CASE_COLUMNS
 
@@ -91,15 +91,28 @@ def score_case(job: CaseJob, settings: Settings) -> CaseResult:
             check_grid(grid, geometry, job.grid_name, job.case, path)
         arrays[name] = (as_bool(array), geometry.spacing_zyx_mm)
     decoded = time.perf_counter()
-    prepared = {name: prepare_mask(array, spacing) for name, (array, spacing) in arrays.items()}
+    prepared = _prepare_all(arrays)
     arrays.clear()
-    rows = []
-    for reference, test in job.pairs:
-        metrics = score_prepared(
-            prepared[reference], prepared[test], settings.small_ml, settings.compat
-        )
-        rows.append({"case": job.case, "reference": reference, "test": test, **metrics.as_dict()})
+    scored = score_pairs(prepared, job.pairs, settings.small_ml, settings.compat)
+    rows = [
+        {"case": job.case, "reference": reference, "test": test, **metrics.as_dict()}
+        for (reference, test), metrics in zip(job.pairs, scored, strict=True)
+    ]
     return CaseResult(job.case, rows, decoded - started, time.perf_counter() - decoded)
+
+
+def _prepare_all(
+    arrays: dict[str, tuple[Any, tuple[float, float, float]]],
+) -> dict[str, PreparedMask]:
+    """Every mask of a case prepared once; masks on one spacing share their scans."""
+    by_spacing: dict[tuple[float, float, float], list[str]] = {}
+    for name, (_, spacing) in arrays.items():
+        by_spacing.setdefault(spacing, []).append(name)
+    prepared: dict[str, PreparedMask] = {}
+    for spacing, names in by_spacing.items():
+        masks = prepare_masks([arrays[name][0] for name in names], spacing)
+        prepared.update(zip(names, masks, strict=True))
+    return prepared
 
 
 def _cache_settings(settings: Settings, job: CaseJob) -> dict[str, Any]:

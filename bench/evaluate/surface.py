@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.evaluate.distance import nearest_squared_mm, tolerance_classes
+from bench.evaluate.distance import nearest_squared_mm, pair_distances, tolerance_classes
 from bench.evaluate.masks import PreparedMask
 
 # The surface Dice tolerances, keyed by the metric names of bench.metric_names.
@@ -29,6 +29,19 @@ class SurfaceDistances:
     ref_surfel_areas: np.ndarray  # mm^2
     test_surfel_areas: np.ndarray
 
+    def swapped(self) -> SurfaceDistances:
+        """The same distances seen from the other mask: a pair and its swap (rater A against
+        B, B against A) share one search."""
+        return SurfaceDistances(
+            ref_to_test_mm=self.test_to_ref_mm,
+            test_to_ref_mm=self.ref_to_test_mm,
+            tolerances_mm=self.tolerances_mm,
+            ref_surfel_class=self.test_surfel_class,
+            test_surfel_class=self.ref_surfel_class,
+            ref_surfel_areas=self.test_surfel_areas,
+            test_surfel_areas=self.ref_surfel_areas,
+        )
+
     def surface_dice(self, tolerance_mm: float) -> float:
         """Area-weighted surface Dice at one of `tolerances_mm`, as DeepMind's reducer does.
 
@@ -40,20 +53,15 @@ class SurfaceDistances:
     def surface_dices(self) -> list[float]:
         """`surface_dice` at every tolerance, ascending.
 
-        Masked sums, like DeepMind's reducer (not a cumulative sum): when every surfel
-        overlaps, the overlap is the same sum as the total and the result exactly 1.0.
+        Area per tolerance class summed once per surface, then accumulated: when every
+        surfel overlaps, the classes beyond add exact zeros, so the overlap is the same sum
+        as the total and the result exactly 1.0.
         """
-        total = self.ref_surfel_areas.sum() + self.test_surfel_areas.sum()
-        return [
-            float(
-                (
-                    self.ref_surfel_areas[self.ref_surfel_class <= k].sum()
-                    + self.test_surfel_areas[self.test_surfel_class <= k].sum()
-                )
-                / total
-            )
-            for k in range(len(self.tolerances_mm))
-        ]
+        classes = len(self.tolerances_mm) + 1
+        within = np.cumsum(
+            np.bincount(self.ref_surfel_class, self.ref_surfel_areas, classes)
+        ) + np.cumsum(np.bincount(self.test_surfel_class, self.test_surfel_areas, classes))
+        return (within[:-1] / within[-1]).tolist()
 
 
 def surface_distances(
@@ -72,16 +80,55 @@ def surface_distances(
     def rooted(squared: np.ndarray) -> np.ndarray:
         return np.sqrt(squared, out=squared)
 
+    found = pair_distances(
+        (reference.voxel_surface, test.voxel_surface, reference.surfels, test.surfels),
+        spacing,
+        tolerances,
+        tuple(m.search_cache(k) for k in ("voxel_surface", "surfels") for m in (reference, test)),
+    )
+    if found is not None:
+        ref_to_test, test_to_ref, ref_classes, test_classes = found
+        return SurfaceDistances(
+            ref_to_test,
+            test_to_ref,
+            tolerances,
+            ref_classes,
+            test_classes,
+            reference.surfel_areas,
+            test.surfel_areas,
+        )
     return SurfaceDistances(
         ref_to_test_mm=rooted(
-            nearest_squared_mm(reference.voxel_surface, test.voxel_surface, spacing)
+            nearest_squared_mm(
+                reference.voxel_surface,
+                test.voxel_surface,
+                spacing,
+                cache=test.search_cache("voxel_surface"),
+            )
         ),
         test_to_ref_mm=rooted(
-            nearest_squared_mm(test.voxel_surface, reference.voxel_surface, spacing)
+            nearest_squared_mm(
+                test.voxel_surface,
+                reference.voxel_surface,
+                spacing,
+                cache=reference.search_cache("voxel_surface"),
+            )
         ),
         tolerances_mm=tolerances,
-        ref_surfel_class=tolerance_classes(reference.surfels, test.surfels, spacing, tolerances),
-        test_surfel_class=tolerance_classes(test.surfels, reference.surfels, spacing, tolerances),
+        ref_surfel_class=tolerance_classes(
+            reference.surfels,
+            test.surfels,
+            spacing,
+            tolerances,
+            cache=test.search_cache("surfels"),
+        ),
+        test_surfel_class=tolerance_classes(
+            test.surfels,
+            reference.surfels,
+            spacing,
+            tolerances,
+            cache=reference.search_cache("surfels"),
+        ),
         ref_surfel_areas=reference.surfel_areas,
         test_surfel_areas=test.surfel_areas,
     )

@@ -123,3 +123,71 @@ def test_empty_sets(backend):
     assert np.isinf(nearest_squared_mm(some, none, (1, 1, 1))).all()
     assert nearest_squared_mm(none, some, (1, 1, 1)).shape == (0,)
     assert tolerance_classes(some, none, (1, 1, 1), (0.0, 5.0)).tolist() == [2]
+
+
+def slab_points(rng, n, box, z) -> np.ndarray:
+    """Random points on slice z only (a lesion's cap, seen from the next slice)."""
+    points = random_points(rng, n, box)
+    points[0] = z
+    return np.unique(points, axis=1)
+
+
+@pytest.mark.parametrize("spacing", [(5.0, 0.45, 0.45), (5.0, 0.9, 0.9), (2.0, 0.8, 3.0)])
+def test_own_slice_without_features_is_skipped_exactly(spacing, backend):
+    # Queries on slices whose own rows hold no feature within reach: the search skips them
+    # and must still find the features one or two slices away.
+    rng = np.random.default_rng(7)
+    features = slab_points(rng, 150, (6, 40, 40), 2)
+    queries = np.concatenate(
+        [slab_points(rng, 80, (6, 40, 40), z) for z in (0, 1, 3, 4)] + [features[:, :20]], axis=1
+    )
+    expected = brute_squared(queries, features, spacing)
+    assert np.allclose(nearest_squared_mm(queries, features, spacing), expected, rtol=1e-12)
+    tolerances = (0.0, 4.0, 5.0, 10.0)
+    rooted = np.sqrt(expected)
+    classes = np.array([sum(d > t for t in tolerances) for d in rooted])
+    assert np.array_equal(tolerance_classes(queries, features, spacing, tolerances), classes)
+
+
+def test_a_cached_index_gives_the_same_answers(backend):
+    rng = np.random.default_rng(8)
+    features = random_points(rng, 200, (10, 40, 40))
+    cache: dict = {}
+    for seed in range(3):
+        queries = random_points(np.random.default_rng(seed), 100, (10, 40, 40))
+        got = nearest_squared_mm(queries, features, (3.0, 1.0, 0.5), cache=cache)
+        assert np.array_equal(got, nearest_squared_mm(queries, features, (3.0, 1.0, 0.5)))
+        classes = tolerance_classes(queries, features, (3.0, 1.0, 0.5), (0.0, 5.0), cache=cache)
+        assert np.array_equal(
+            classes, tolerance_classes(queries, features, (3.0, 1.0, 0.5), (0.0, 5.0))
+        )
+    assert bool(cache) == (backend == "numba")  # compiled: the index was kept
+
+
+@pytest.mark.skipif(not distance._kernels.HAVE_NUMBA, reason="the compiled path")
+@pytest.mark.parametrize("spacing", [(5.0, 0.45, 0.45), (1.0, 1.0, 1.0), (2.0, 3.0, 0.8)])
+def test_pair_search_equals_the_four_searches(spacing):
+    rng = np.random.default_rng(9)
+    far = random_points(rng, 30, (4, 10, 10)) + np.array([[2], [60], [70]])  # a far "FP"
+    points = (
+        random_points(rng, 300, (8, 40, 40)),
+        np.concatenate([random_points(rng, 250, (8, 40, 40)), far], axis=1),
+        random_points(rng, 400, (9, 41, 41)),
+        np.concatenate([random_points(rng, 350, (9, 41, 41)), far], axis=1),
+    )
+    tolerances = (0.0, 5.0, 10.0)
+    found = distance.pair_distances(points, spacing, tolerances, ({}, {}, {}, {}))
+    assert found is not None
+    ref_vox, test_vox, ref_surf, test_surf = points
+    assert np.array_equal(found[0], np.sqrt(nearest_squared_mm(ref_vox, test_vox, spacing)))
+    assert np.array_equal(found[1], np.sqrt(nearest_squared_mm(test_vox, ref_vox, spacing)))
+    assert np.array_equal(found[2], tolerance_classes(ref_surf, test_surf, spacing, tolerances))
+    assert np.array_equal(found[3], tolerance_classes(test_surf, ref_surf, spacing, tolerances))
+
+
+def test_pair_search_declines_what_it_does_not_cover(monkeypatch):
+    some = random_points(np.random.default_rng(10), 50, (5, 20, 20))
+    # The finest axis first: not the run axis the compiled pair search is built for.
+    assert distance.pair_distances((some,) * 4, (0.5, 1.0, 1.0), (0.0, 5.0), ({},) * 4) is None
+    monkeypatch.setattr(distance._kernels, "HAVE_NUMBA", False)
+    assert distance.pair_distances((some,) * 4, (5.0, 1.0, 1.0), (0.0, 5.0), ({},) * 4) is None

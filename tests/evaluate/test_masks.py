@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from bench.evaluate import _kernels
-from bench.evaluate.masks import neighbour_codes, overlap_voxels, prepare_mask
+from bench.evaluate.masks import neighbour_codes, overlap_voxels, prepare_mask, prepare_masks
 
 DEEPMIND_KERNEL = np.array([[[128, 64], [32, 16]], [[8, 4], [2, 1]]])
 
@@ -99,3 +99,57 @@ def test_empty_mask():
 def test_bad_spacing_is_rejected(spacing):
     with pytest.raises(ValueError, match="spacing"):
         prepare_mask(np.ones((2, 2, 2), bool), spacing)
+
+
+def blobs(rng: np.random.Generator, shape=(12, 40, 60), count=40) -> np.ndarray:
+    """Many small blobs: more boxes than the cut budget allows, gaps of every width."""
+    mask = np.zeros(shape, bool)
+    for _ in range(count):
+        z, y, x = (int(rng.integers(0, n)) for n in shape)
+        mask[z : z + 2, y : y + 3, x : x + 3] = True
+    return mask
+
+
+def test_both_backends_cut_the_same_boxes():
+    rng = np.random.default_rng(4)
+    mask = blobs(rng)
+    mask[:, :, -1] = False
+    mask[0, 0, -1] = True  # a box touching the volume's corner
+    results = []
+    for compiled in (True, False):
+        if compiled and not _kernels.HAVE_NUMBA:
+            continue
+        saved, _kernels.HAVE_NUMBA = _kernels.HAVE_NUMBA, compiled
+        try:
+            results.append(prepare_mask(mask, (3.0, 1.0, 0.5)))
+        finally:
+            _kernels.HAVE_NUMBA = saved
+    for other in results[1:]:
+        assert [p.lo for p in other.parts] == [p.lo for p in results[0].parts]
+        assert [p.hi for p in other.parts] == [p.hi for p in results[0].parts]
+        assert np.array_equal(other.voxel_surface, results[0].voxel_surface)
+        assert np.array_equal(other.surfels, results[0].surfels)
+        assert other.voxels == results[0].voxels == mask.sum()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m: m,  # rows of whole uint64 words
+        lambda m: m[:, :, :-3],  # rows not a multiple of 8 voxels: read byte by byte
+        lambda m: m[:, ::2, :],  # not contiguous
+        lambda m: m.astype(np.uint8),
+    ],
+)
+def test_masks_prepared_together_equal_masks_prepared_alone(make):
+    rng = np.random.default_rng(5)
+    masks = [make(blobs(rng, count=c)) for c in (3, 0, 12)]
+    masks.append(make(blobs(rng, shape=(10, 40, 60), count=5)))  # another shape: no mate
+    together = prepare_masks(masks, (2.0, 0.8, 0.8))
+    for mask, prepared in zip(masks, together, strict=True):
+        alone = prepare_mask(mask, (2.0, 0.8, 0.8))
+        assert prepared.voxels == alone.voxels == np.count_nonzero(mask)
+        assert [p.lo for p in prepared.parts] == [p.lo for p in alone.parts]
+        assert np.array_equal(prepared.voxel_surface, alone.voxel_surface)
+        assert np.array_equal(prepared.surfels, alone.surfels)
+        assert np.array_equal(prepared.surfel_areas, alone.surfel_areas)

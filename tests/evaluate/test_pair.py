@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from bench.errors import InputError
-from bench.evaluate import PairMetrics, score_pair
+from bench.evaluate import PairMetrics, prepare_masks, score_pair, score_pairs, score_prepared
+from bench.evaluate.compat import percentile
 from bench.metric_names import METRIC_NAMES, NAN_REASON_COLUMN
 
 OVERLAP_AND_DISTANCE = ("Dice", "Precision", "Recall", "ASD", "HD95", "SDT0", "SDT5", "SDT10")
@@ -196,3 +197,32 @@ def test_bad_input():
         score_pair(a[0], a[0], (1, 1, 1))
     with pytest.raises(InputError, match="spacing"):
         score_pair(a, a, (1, 1))
+
+
+@pytest.mark.parametrize("compat", ["off", "use"])
+def test_pairs_and_their_swaps_score_as_if_alone(compat, backend):
+    # score_pairs shares one search between (A, B) and (B, A): every value must be the one
+    # score_prepared gives the pair on its own, to the last bit.
+    rng = np.random.default_rng(11)
+    masks = {}
+    for name, fill in (("A", 0.04), ("B", 0.05), ("C", 0.03)):
+        mask = np.zeros((8, 30, 30), bool)
+        mask[2:6, 5:25, 5:25] = rng.random((4, 20, 20)) < fill * 10
+        masks[name] = mask
+    masks["C"][6, 28, 28] = True  # a far voxel: the exact fallback
+    spacing = (4.0, 0.7, 0.7)
+    prepared = dict(zip(masks, prepare_masks(list(masks.values()), spacing), strict=True))
+    pairs = (("A", "B"), ("B", "A"), ("A", "C"), ("C", "A"), ("B", "C"), ("C", "B"))
+    together = score_pairs(prepared, pairs, compat=compat)
+    for (reference, test), metrics in zip(pairs, together, strict=True):
+        alone = prepare_masks([masks[reference], masks[test]], spacing)
+        assert metrics == score_prepared(*alone, compat=compat)
+
+
+def test_percentile_is_numpys():
+    rng = np.random.default_rng(12)
+    for n in (1, 2, 3, 20, 21, 1000):
+        values = rng.random(n) * 10
+        values[: n // 3] = np.round(values[: n // 3])  # ties
+        for q in (0, 5, 50, 95, 99.9, 100):
+            assert percentile(values, q) == float(np.percentile(values, q))
