@@ -9,6 +9,7 @@ import pytest
 from baselines.nnunet.trainers import BenchTrainer
 from bench.pipeline import run_method
 from bench.profiles import get_profile
+from tests.baselines.interrupt import interrupt_after_epoch
 
 pytestmark = pytest.mark.slow
 PROFILE = get_profile("smoke").with_overrides(epochs=3, iterations_per_epoch=2)
@@ -19,12 +20,7 @@ def test_training_killed_after_an_epoch_resumes_from_the_checkpoint(
 ):
     original_end, original_step = BenchTrainer.on_epoch_end, BenchTrainer.train_step
 
-    def killed_after_second_epoch(self):
-        original_end(self)  # saves checkpoint_latest.pth (smoke: every epoch)
-        if self.current_epoch == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(BenchTrainer, "on_epoch_end", killed_after_second_epoch)
+    interrupt_after_epoch(monkeypatch, epoch=2)
     with pytest.raises(KeyboardInterrupt):
         run_method("nnunet3d", head_dataset, PROFILE, tmp_path, folds=[0], progress=False)
     fold_dir = next((tmp_path / "models" / "nnunet3d" / "smoke").glob("nnunet/results/*/*/fold_0"))

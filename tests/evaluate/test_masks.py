@@ -62,18 +62,24 @@ def test_far_apart_groups_get_their_own_boxes(backend):
     assert np.array_equal(whole, mask)
 
 
-def test_both_backends_prepare_the_same_points():
-    rng = np.random.default_rng(3)
-    mask = ndimage.binary_dilation(random_mask(rng, (9, 20, 30), 0.03))
+def prepare_with_both_backends(mask, spacing) -> list:
+    """`prepare_mask` compiled (where numba is installed) and in numpy, in that order."""
     results = []
     for compiled in (True, False):
         if compiled and not _kernels.HAVE_NUMBA:
             continue
         saved, _kernels.HAVE_NUMBA = _kernels.HAVE_NUMBA, compiled
         try:
-            results.append(prepare_mask(mask, (2.0, 1.0, 1.0)))
+            results.append(prepare_mask(mask, spacing))
         finally:
             _kernels.HAVE_NUMBA = saved
+    return results
+
+
+def test_both_backends_prepare_the_same_points():
+    rng = np.random.default_rng(3)
+    mask = ndimage.binary_dilation(random_mask(rng, (9, 20, 30), 0.03))
+    results = prepare_with_both_backends(mask, (2.0, 1.0, 1.0))
     for other in results[1:]:
         assert np.array_equal(other.voxel_surface, results[0].voxel_surface)
         assert np.array_equal(other.surfels, results[0].surfels)
@@ -115,15 +121,7 @@ def test_both_backends_cut_the_same_boxes():
     mask = blobs(rng)
     mask[:, :, -1] = False
     mask[0, 0, -1] = True  # a box touching the volume's corner
-    results = []
-    for compiled in (True, False):
-        if compiled and not _kernels.HAVE_NUMBA:
-            continue
-        saved, _kernels.HAVE_NUMBA = _kernels.HAVE_NUMBA, compiled
-        try:
-            results.append(prepare_mask(mask, (3.0, 1.0, 0.5)))
-        finally:
-            _kernels.HAVE_NUMBA = saved
+    results = prepare_with_both_backends(mask, (3.0, 1.0, 0.5))
     for other in results[1:]:
         assert [p.lo for p in other.parts] == [p.lo for p in results[0].parts]
         assert [p.hi for p in other.parts] == [p.hi for p in results[0].parts]

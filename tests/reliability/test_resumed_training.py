@@ -15,6 +15,7 @@ import torch
 from baselines.nnunet.trainers import BenchTrainer
 from bench.pipeline import run_method
 from bench.profiles import get_profile
+from tests.baselines.interrupt import interrupt_after_epoch
 from tests.baselines.synthetic import write_head_dataset
 
 PROFILE = get_profile("smoke").with_overrides(epochs=3, iterations_per_epoch=2)
@@ -28,13 +29,7 @@ def test_training_resumed_from_a_checkpoint_ends_with_the_uninterrupted_weights(
     whole = run_method("nnunet3d", dataset, PROFILE, tmp_path / "whole", [0], progress=False)
 
     original_end = BenchTrainer.on_epoch_end
-
-    def killed_after_second_epoch(self):
-        original_end(self)  # saves checkpoint_latest.pth (smoke: every epoch)
-        if self.current_epoch == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(BenchTrainer, "on_epoch_end", killed_after_second_epoch)
+    interrupt_after_epoch(monkeypatch, epoch=2)
     with pytest.raises(KeyboardInterrupt):
         run_method("nnunet3d", dataset, PROFILE, tmp_path / "resumed", [0], progress=False)
     monkeypatch.setattr(BenchTrainer, "on_epoch_end", original_end)
