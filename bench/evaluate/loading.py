@@ -26,10 +26,15 @@ def case_name(path: Path) -> str:
 
 
 def nifti_files(folder: Path) -> dict[str, Path]:
-    """Case name -> NIfTI file in a folder (not recursive)."""
+    """Case name -> NIfTI file in a folder (not recursive). Hidden files are skipped: they
+    are the harness's temporaries (`bench.io.atomic_path`), which a killed writer leaves."""
     if not folder.is_dir():
         raise InputError("is not a folder", file=folder)
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(NIFTI_SUFFIXES))
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.name.endswith(NIFTI_SUFFIXES) and not p.name.startswith(".")
+    )
     found: dict[str, Path] = {}
     for path in files:
         name = case_name(path)

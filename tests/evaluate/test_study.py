@@ -194,3 +194,11 @@ def test_file_path_and_array_path_agree_on_anisotropic_grids(tmp_path):
     # The header order matters: the (x, y, z) spacing would give other distances.
     swapped = score_pair(reference, test, geometry.spacing_xyz)
     assert swapped.HD95 != from_arrays.HD95
+
+
+def test_a_temporary_left_by_a_killed_writer_is_not_a_case(tmp_path):
+    from bench.evaluate.loading import nifti_files
+
+    (tmp_path / "p003.nii.gz").write_bytes(b"mask")
+    (tmp_path / ".p003.nii.gz.x1y2.tmp.nii.gz").write_bytes(b"half")  # atomic_path's name
+    assert nifti_files(tmp_path) == {"p003": tmp_path / "p003.nii.gz"}
