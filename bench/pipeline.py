@@ -34,6 +34,7 @@ from bench.adapter import FoldCases, FoldIds, LabelledCase, MethodAdapter, Predi
 from bench.data.dataset import Dataset
 from bench.errors import BenchError
 from bench.io import remove_stale_temporaries, write_json
+from bench.predictions import is_finished, output_paths
 from bench.profiles import Profile, get_profile
 
 log = logging.getLogger(__name__)
@@ -166,21 +167,9 @@ def unit_status(unit: Unit, split: Mapping[str, Any], workdir: Path, profile: st
 
     layout = RunLayout(Path(workdir), unit.method, profile)
     val = split_fold(split, unit.fold)["val"]
-    done = tuple(c for c in val if prediction_finished(layout.predictions_dir, c))
+    done = tuple(c for c in val if is_finished(layout.predictions_dir, c))
     todo = tuple(c for c in val if c not in done)
     return UnitStatus(unit, layout.fold_marker(unit.fold).is_file(), done, todo)
-
-
-def prediction_finished(predictions_dir: Path, case_id: str) -> bool:
-    """`bench.runner.is_finished` without importing torch: the record is written last."""
-    return all(
-        path.is_file()
-        for path in (
-            predictions_dir / f"{case_id}.nii.gz",
-            predictions_dir / "probabilities" / f"{case_id}.nii.gz",
-            predictions_dir / "records" / f"{case_id}.json",
-        )
-    )
 
 
 def fold_cases(
@@ -227,7 +216,7 @@ def run_method(
     device: str | None = None,
 ) -> RunResult:
     """Fit and predict `folds` (default: all) of `method`; finished parts are skipped."""
-    from bench.runner import CaseInput, InferenceSettings, is_finished, predict_cases
+    from bench.runner import CaseInput, InferenceSettings, predict_cases
     from bench.splits import load_split
 
     profile = get_profile(profile)
@@ -310,7 +299,6 @@ def _fit_or_load(
 
 
 def _records(predictions_dir: Path, case_ids: Sequence[str]) -> list[dict[str, Any]]:
-    from bench.runner.runner import output_paths
 
     records = []
     for case_id in case_ids:
@@ -335,7 +323,6 @@ def score_run(result: RunResult, dataset: Dataset, split: Mapping[str, Any]) -> 
     """
 
     from bench.evaluate import score_study
-    from bench.runner.runner import is_finished
 
     layout = result.layout
     predicted = [c.id for c in dataset.cases if is_finished(layout.predictions_dir, c.id)]
@@ -366,7 +353,6 @@ def score_run(result: RunResult, dataset: Dataset, split: Mapping[str, Any]) -> 
 def _results(result: RunResult, dataset: Dataset, split: Mapping[str, Any], per_case: Any):
     from bench.io import sha256_file
     from bench.results import build_results
-    from bench.runner.runner import output_paths
     from bench.stats import RaterRoles
 
     validated = sorted({case for fold in split["folds"] for case in fold["val"]})

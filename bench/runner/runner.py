@@ -39,13 +39,11 @@ from bench.io import (
     write_image,
     write_json,
 )
+from bench.predictions import is_finished, output_paths
 from bench.runner.threads import cpu_threads
 from bench.runner.window import WindowSettings, count_windows, predict_logits
 
 log = logging.getLogger(__name__)
-
-PROBABILITY_DIR = "probabilities"
-RECORD_DIR = "records"
 
 
 @dataclass(frozen=True)
@@ -119,20 +117,6 @@ def peak_rss_mb() -> float:
     """The process's peak resident memory so far (Linux reports KiB, macOS bytes)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 1024.0 if os.uname().sysname != "Darwin" else peak / 2**20
-
-
-def output_paths(out_dir: Path, case_id: str) -> tuple[Path, Path, Path]:
-    """(mask, probability, record) of a case."""
-    return (
-        out_dir / f"{case_id}.nii.gz",
-        out_dir / PROBABILITY_DIR / f"{case_id}.nii.gz",
-        out_dir / RECORD_DIR / f"{case_id}.json",
-    )
-
-
-def is_finished(out_dir: Path, case_id: str) -> bool:
-    mask, probability, record = output_paths(out_dir, case_id)
-    return mask.is_file() and probability.is_file() and record.is_file()
 
 
 @contextmanager

@@ -20,7 +20,8 @@ import pytest
 import bench.cli
 from bench.executors import ExecutorSettings, make_executor, run_unit, unit_folder
 from bench.io import read_image
-from bench.pipeline import Unit, plan_units, prediction_finished
+from bench.pipeline import Unit, plan_units
+from bench.predictions import is_finished
 from bench.registry import Entry, methods
 from bench.results import load_results
 from bench.splits import load_split, make_split, write_split
@@ -122,7 +123,7 @@ def test_failed_units_are_retried_reported_and_do_not_stop_the_others(
     assert len(set(attempts)) == 2 and (recovered / "fold_0.done.json").is_file()
     predictions = tmp_path / "work" / "predictions" / "exec_fails_once" / "smoke"
     val = load_split(dataset)["folds"][0]["val"]
-    assert all(prediction_finished(predictions, case) for case in val)
+    assert all(is_finished(predictions, case) for case in val)
 
 
 # --- without child processes -----------------------------------------------------------------
@@ -152,17 +153,6 @@ def test_plan_units_is_method_by_method_and_refuses_unknown_folds(dataset):
     assert plan_units(["a"], split, [1]) == [Unit("a", 1)]
     with pytest.raises(BenchError, match="no fold 4"):
         plan_units(["a"], split, [0, 4])
-
-
-def test_prediction_finished_agrees_with_the_runner(tmp_path):
-    from bench.runner import is_finished, output_paths
-
-    paths = output_paths(tmp_path, "c1")
-    for path in paths:
-        assert prediction_finished(tmp_path, "c1") == is_finished(tmp_path, "c1") is False
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
-    assert prediction_finished(tmp_path, "c1") and is_finished(tmp_path, "c1")
 
 
 def test_dry_run_prints_each_units_state_and_runs_nothing(dataset, test_methods, tmp_path, capsys):
