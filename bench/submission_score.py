@@ -71,8 +71,11 @@ def score_predictions(submission: Path, dataset: Dataset, out_dir: Path) -> Scor
     split = load_split(dataset)
     validated = sorted({case for fold in split["folds"] for case in fold["val"]})
     check_predictions(dataset, folder, validated)
-    per_case = score_study(
-        dataset, {manifest.name: folder}, cache_dir=Path(out_dir) / "scores" / manifest.name
+    per_case = score_study(  # only the validated cases: extra scans are never predicted
+        dataset,
+        {manifest.name: folder},
+        cache_dir=Path(out_dir) / "scores" / manifest.name,
+        cases=validated,
     )
     metadata = {
         "dataset_name": dataset.name,
@@ -84,9 +87,8 @@ def score_predictions(submission: Path, dataset: Dataset, out_dir: Path) -> Scor
         "hardware": {k: str(v) for k, v in hardware().items()},
         "prediction_sha256": {case: sha256_file(folder / f"{case}.nii.gz") for case in validated},
     }
-    table = per_case[per_case["case"].isin(validated)]
     try:
-        results = build_results(table, manifest.name, RaterRoles.from_dataset(dataset), metadata)
+        results = build_results(per_case, manifest.name, RaterRoles.from_dataset(dataset), metadata)
     except ValueError as error:  # a name or profile the results schema refuses
         raise InputError(str(error), file=Path(submission) / "submission.toml") from error
     path = save_results(results, Path(out_dir) / "results" / f"{results.stem}.json")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bench.cli.publishing import add_publish_arguments, publish
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -21,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out", type=Path, default=None, help="output folder (default: runs/<dataset name>)"
     )
+    add_publish_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -36,4 +39,6 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_dataset(root)
     outcome = score_predictions(args.submission, dataset, args.out or Path("runs") / dataset.name)
     print(outcome.text)
+    if args.publish:
+        publish(outcome.results_path, args.leaderboard)
     return 0

@@ -7,10 +7,12 @@ import shutil
 import numpy as np
 import pytest
 
+from bench.check_dataset import write_check_dataset
+from bench.data.dataset import write_manifest
 from bench.errors import InputError
 from bench.io import read_image, write_image
 from bench.results import load_results
-from bench.splits import load_split
+from bench.splits import load_split, make_split, write_split
 from bench.submission_score import score_predictions
 
 MANIFEST = """name = "given_masks"
@@ -23,15 +25,31 @@ entry = "predictions"
 """
 
 
-@pytest.fixture
-def submission(tmp_path, check_dataset):
-    folder = tmp_path / "given_masks"
+def write_submission(folder, dataset):
+    """A predictions submission of rater B's masks for every validation case of the split."""
     (folder / "predictions").mkdir(parents=True)
     (folder / "submission.toml").write_text(MANIFEST, encoding="utf-8")
-    split = load_split(check_dataset)
+    split = load_split(dataset)
     for case in sorted({c for f in split["folds"] for c in f["val"]}):
-        shutil.copy(check_dataset.case(case).labels["B"], folder / "predictions" / f"{case}.nii.gz")
+        shutil.copy(dataset.case(case).labels["B"], folder / "predictions" / f"{case}.nii.gz")
     return folder
+
+
+@pytest.fixture
+def submission(tmp_path, check_dataset):
+    return write_submission(tmp_path / "given_masks", check_dataset)
+
+
+def with_additional_scan(root):
+    """The check dataset plus a second scan of patient c000: trained on, never validated."""
+    dataset = write_check_dataset(root)
+    manifest = dict(dataset.manifest)
+    first = next(c for c in manifest["cases"] if c["id"] == "c000")
+    extra = {**first, "id": "c000_s1", "scan_index": 1}
+    manifest["cases"] = [*manifest["cases"], extra]
+    dataset = write_manifest(root, manifest)
+    write_split(dataset, make_split(dataset, n_folds=2))
+    return dataset
 
 
 def test_masks_equal_to_a_rater_score_perfectly_and_write_a_results_file(
@@ -45,6 +63,21 @@ def test_masks_equal_to_a_rater_score_perfectly_and_write_a_results_file(
     assert len(mine) == len(check_dataset.cases)  # 2 folds: every case validated once
     lesion = mine[mine["V_ref"] > 0]
     assert len(lesion) and np.allclose(lesion["Dice"].astype(float), 1.0)
+
+
+def test_additional_scans_need_no_prediction(tmp_path):
+    """The phantom has extra scans (trained on, never validated): a complete submission of
+    the validation cases must score (it was refused as missing the extra scans' masks)."""
+    dataset = with_additional_scan(tmp_path / "data")
+    assert (
+        "c000_s1"
+        in load_split(dataset)["folds"][0]["train_additional"]
+        + load_split(dataset)["folds"][1]["train_additional"]
+    )
+    folder = write_submission(tmp_path / "given_masks", dataset)
+    outcome = score_predictions(folder, dataset, tmp_path / "out")
+    cases = set(load_results(outcome.results_path).per_case.to_frame()["case"])
+    assert "c000_s1" not in cases and "c000" in cases
 
 
 def test_a_missing_case_is_one_line(submission, check_dataset, tmp_path):
