@@ -39,6 +39,13 @@ class InputError(BenchError):
         super().__init__(str(self.finding))
 
 
+class MethodFailed(BenchError):
+    """A method's own code (fit, load or predict) raised: one line naming method, fold, stage.
+
+    The original exception is chained (`raise ... from`), so `bench --debug` shows where.
+    """
+
+
 class ValidationError(BenchError):
     """Several findings at once (dataset validation reports every problem, not the first)."""
 

@@ -97,6 +97,7 @@ def run_unit(
     time (the child's registry holds only the built-ins and the submissions).
     """
     from bench.data.dataset import load_dataset
+    from bench.errors import MethodFailed
     from bench.pipeline import run_method
     from bench.registry import methods
 
@@ -106,9 +107,12 @@ def run_unit(
     if method not in registry and entry:
         registry.register_lazy(method, entry, "registered by the parent process", "parent")
     dataset = load_dataset(dataset_root)
-    result = run_method(
-        method, dataset, profile, Path(workdir), [fold], progress=False, device=device
-    )
+    try:
+        result = run_method(
+            method, dataset, profile, Path(workdir), [fold], progress=False, device=device
+        )
+    except MethodFailed as error:  # the unit's report names method and fold already
+        raise error.__cause__ or error from None
     return result.folds[0]
 
 

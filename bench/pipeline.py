@@ -21,18 +21,19 @@ carries their results back.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import platform
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.adapter import FoldCases, FoldIds, LabelledCase, MethodAdapter, Predictor
 from bench.data.dataset import Dataset
-from bench.errors import BenchError
+from bench.errors import BenchError, MethodFailed
 from bench.io import remove_stale_temporaries, write_json
 from bench.predictions import is_finished, output_paths
 from bench.profiles import Profile, get_profile
@@ -230,14 +231,17 @@ def run_method(
     results = []
     for fold in folds:
         cases = fold_cases(dataset, split, fold, layout.cache_dir)
-        result, predictor = _fit_or_load(adapter, cases, layout, profile, name)
+        with _method_code(name, fold, "fit"):
+            result, predictor = _fit_or_load(adapter, cases, layout, profile, name)
         inputs = [CaseInput(c.id, c.image) for c in cases.val]
         if predictor is None and any(not is_finished(layout.predictions_dir, c.id) for c in inputs):
-            predictor = adapter.load(layout.method_dir, fold, profile)
+            with _method_code(name, fold, "load"):
+                predictor = adapter.load(layout.method_dir, fold, profile)
         if predictor is not None:
-            summary = predict_cases(
-                predictor, inputs, layout.predictions_dir, settings, layout.cache_dir, progress
-            )
+            with _method_code(name, fold, "predict"):
+                summary = predict_cases(
+                    predictor, inputs, layout.predictions_dir, settings, layout.cache_dir, progress
+                )
             result.predicted = [r.case for r in summary.records]
             result.skipped = summary.skipped
             result.inference_wall_s = summary.wall_s
@@ -255,6 +259,23 @@ def run_method(
     return RunResult(name, profile, layout, results, time.perf_counter() - started)
 
 
+@contextlib.contextmanager
+def _method_code(name: str, fold: int, stage: str) -> Iterator[None]:
+    """Turn an exception from a method's own code into one line (`MethodFailed`).
+
+    Errors about the user's input (`BenchError`) and interrupts pass through unchanged.
+    """
+    try:
+        yield
+    except BenchError:
+        raise
+    except Exception as error:
+        first_line = next(iter(str(error).splitlines()), "")
+        raise MethodFailed(
+            f"method {name} fold {fold}: {stage} failed: {type(error).__name__}: {first_line}"
+        ) from error
+
+
 def _adapter(method: str | MethodAdapter) -> tuple[MethodAdapter, str]:
     if isinstance(method, MethodAdapter):
         return method, type(method).__name__
@@ -263,14 +284,25 @@ def _adapter(method: str | MethodAdapter) -> tuple[MethodAdapter, str]:
     return methods().get(method)(), method
 
 
+def _trained_with(profile: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The profile fields a trained fold depends on, as JSON would give them back: all but
+    the description, which is documentation (rewording it must not retrain anything)."""
+    if profile is None:
+        return None
+    return json.loads(json.dumps({k: v for k, v in profile.items() if k != "description"}))
+
+
 def _fit_or_load(
     adapter: MethodAdapter, cases: FoldCases, layout: RunLayout, profile: Profile, name: str
 ) -> tuple[FoldResult, Predictor | None]:
     marker = layout.fold_marker(cases.fold)
     if marker.is_file():
         done = json.loads(marker.read_text(encoding="utf-8"))
-        now = {"profile": json.loads(json.dumps(profile.to_dict())), "version": adapter.version}
-        then = {"profile": done.get("profile"), "version": done.get("adapter_version")}
+        now = {"profile": _trained_with(profile.to_dict()), "version": adapter.version}
+        then = {
+            "profile": _trained_with(done.get("profile")),
+            "version": done.get("adapter_version"),
+        }
         if now != then:
             raise BenchError(
                 f"fold {cases.fold} of {name} in {layout.method_dir} was trained with another "
@@ -279,7 +311,12 @@ def _fit_or_load(
         return FoldResult(cases.fold, False, done.get("train_s")), None
     layout.method_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    predictor = adapter.fit(cases, cases.fold, layout.method_dir, profile)
+    from bench.runner.threads import cpu_threads
+
+    # Every method trains with the faster of one torch thread and every core (probed once):
+    # on a busy 2-core machine one thread was 3-5x faster, and an adapter need not know.
+    with cpu_threads():
+        predictor = adapter.fit(cases, cases.fold, layout.method_dir, profile)
     train_s = time.perf_counter() - started
     remove_stale_temporaries(marker.parent, marker.name)  # a killed run's
     write_json(

@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bench.cli.publishing import add_publish_arguments, publish
+
 
 def _folds(text: str) -> list[int]:
     try:
@@ -68,17 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--no-score", action="store_true", help="stop after the predictions (no evaluator)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument(
-        "--publish",
-        action="store_true",
-        help="copy the results file into the leaderboard and regenerate its markdown",
-    )
-    parser.add_argument(
-        "--leaderboard",
-        type=Path,
-        default=Path("leaderboard"),
-        help="leaderboard folder for --publish (default: leaderboard)",
-    )
+    add_publish_arguments(parser)
     parser.add_argument(
         "--dry-run",
         action="store_true",
@@ -171,23 +163,10 @@ def run(args: argparse.Namespace) -> int:
     split = load_split(dataset)
     workdir = args.workdir or Path("runs") / dataset.name
 
-    from bench.pipeline import run_method, score_run
+    from bench.pipeline import score_run
 
     if settings is None:
-        failed: list[str] = []
-        results = [
-            run_method(
-                name,
-                dataset,
-                args.profile,
-                workdir,
-                folds=args.folds,
-                split=split,
-                progress=not args.quiet,
-                device=args.device,
-            )
-            for name in args.method
-        ]
+        results, failed = _run_inline(args, dataset, split, workdir)
     else:
         results, failed = _run_units(args, settings, dataset, split, workdir)
     for result in results:
@@ -199,12 +178,40 @@ def run(args: argparse.Namespace) -> int:
         report = score_run(result, dataset, split)
         print(report.text)
         if args.publish:
-            _publish(report.results_path, args.leaderboard)
+            publish(report.results_path, args.leaderboard)
     if failed:
         from bench.errors import BenchError
 
         raise BenchError("\n".join(failed))
     return 0
+
+
+def _run_inline(args: argparse.Namespace, dataset, split, workdir: Path) -> tuple[list, list[str]]:
+    """Each method in turn, in this process; one whose own code raises is reported as one line
+    and the next method still runs (`--debug` raises it with its traceback instead)."""
+    from bench.errors import MethodFailed
+    from bench.pipeline import run_method
+
+    results, failed = [], []
+    for name in args.method:
+        try:
+            results.append(
+                run_method(
+                    name,
+                    dataset,
+                    args.profile,
+                    workdir,
+                    folds=args.folds,
+                    split=split,
+                    progress=not args.quiet,
+                    device=args.device,
+                )
+            )
+        except MethodFailed as error:
+            if args.debug:
+                raise
+            failed.append(f"{error} (`bench --debug run ...` shows the traceback)")
+    return results, failed
 
 
 def _executor_settings(args: argparse.Namespace):
@@ -341,24 +348,6 @@ def _print_plan(args: argparse.Namespace, dataset, split, workdir: Path) -> None
         if missing:
             results = f"but no results file ({missing} validation case(s) of other folds missing)"
         print(f"{name}: scoring would run on {len(after)} case(s) {results}")
-
-
-def _publish(results_path: Path | None, leaderboard: Path) -> None:
-    """Copy the results file into the leaderboard's results and regenerate the leaderboard."""
-    import shutil
-
-    from bench.errors import BenchError
-    from bench.io import atomic_path, remove_stale_temporaries
-    from bench.leaderboard import write_leaderboard
-
-    if results_path is None:
-        raise BenchError("--publish needs every fold predicted and scored; rerun without --folds")
-    target = leaderboard / "results" / results_path.name
-    remove_stale_temporaries(target.parent, target.name)  # left by a killed --publish
-    with atomic_path(target) as tmp:
-        shutil.copyfile(results_path, tmp)
-    write_leaderboard(leaderboard / "results", leaderboard / "README.md")
-    print(f"published {target} and regenerated {leaderboard / 'README.md'}")
 
 
 def _mean(values: list[float]) -> float:

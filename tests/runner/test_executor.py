@@ -129,6 +129,25 @@ def test_failed_units_are_retried_reported_and_do_not_stop_the_others(
 # --- without child processes -----------------------------------------------------------------
 
 
+def test_inline_a_method_that_raises_is_one_line_and_the_next_method_runs(
+    dataset, test_methods, tmp_path, capsys
+):
+    code = bench_run(dataset, tmp_path / "work", "--method", "exec_fails_once,exec_bright")
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+
+    assert code == 2
+    assert err == [
+        f"error: method exec_fails_once fold 0: fit failed: RuntimeError: {FAILURE_MESSAGE} "
+        "(`bench --debug run ...` shows the traceback)"
+    ]
+    assert "Traceback" not in captured.err
+    predictions = tmp_path / "work" / "predictions" / "exec_bright" / "smoke"
+    every_case = [c for fold in load_split(dataset)["folds"] for c in fold["val"]]
+    assert all(is_finished(predictions, case) for case in every_case)
+    assert "results:" in captured.out  # the method after the failed one was run and scored
+
+
 def test_the_unit_function_pickles_by_reference_with_plain_arguments():
     assert pickle.loads(pickle.dumps(run_unit)) is run_unit
     assert b"run_unit" in pickle.dumps(run_unit) and len(pickle.dumps(run_unit)) < 100

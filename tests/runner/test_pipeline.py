@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from bench.adapter import FoldCases, MethodAdapter, Predictor
-from bench.errors import BenchError, InputError
+from bench.errors import BenchError, InputError, MethodFailed
 from bench.pipeline import claim_workdir, fold_cases, run_method
 from bench.runner import is_finished
 from bench.splits import make_split, write_split
@@ -75,7 +75,7 @@ def test_folds_are_fitted_once_and_cases_predicted_once(dataset, tmp_path):
 
 def test_a_crash_in_training_leaves_no_marker_and_the_rerun_trains_that_fold(dataset, tmp_path):
     work = tmp_path / "work"
-    with pytest.raises(RuntimeError, match="killed during training"):
+    with pytest.raises(MethodFailed, match="Toy fold 1: fit failed: .*killed during training"):
         run_method(Toy(fail_fit_on_fold=1), dataset, "smoke", work, progress=False)
     method_dir = work / "models" / "Toy" / "smoke"
     assert (method_dir / "fold_0.done.json").is_file()
@@ -121,6 +121,10 @@ def test_a_fold_trained_under_other_profile_values_is_not_reused(dataset, tmp_pa
     changed = get_profile("smoke").with_overrides(epochs=3)  # same name, other values
     with pytest.raises(BenchError, match="trained with another 'smoke' profile"):
         run_method(Toy(), dataset, changed, tmp_path / "work", folds=[0], progress=False)
+    reworded = get_profile("smoke").with_overrides(description="the same values, new words")
+    toy = Toy()
+    run_method(toy, dataset, reworded, tmp_path / "work", folds=[0], progress=False)
+    assert ("fit", 0) not in toy._calls  # a description is not what the fold was trained with
 
 
 def test_a_fold_the_split_lacks_is_an_error_before_any_work(dataset, tmp_path):
