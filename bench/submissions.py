@@ -9,6 +9,7 @@ on a tiny synthetic dataset (`bench.check_dataset`), fold 0 only.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import shutil
@@ -20,7 +21,13 @@ from pathlib import Path
 
 from bench.adapter import CHANNELS
 from bench.errors import BenchError, InputError
-from bench.registry import SUBMISSION_MANIFEST, SubmissionManifest, read_submission_manifest
+from bench.registry import (
+    METHODS,
+    SUBMISSION_MANIFEST,
+    SubmissionManifest,
+    discover_submissions,
+    read_submission_manifest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +48,12 @@ def validate_manifest(folder: Path) -> SubmissionManifest:
     path = folder / SUBMISSION_MANIFEST
     present = {"description": manifest.description, **manifest.extra}
     missing = [key for key in REVIEW_FIELDS if not str(present.get(key, "")).strip()]
-    if missing:
+    channels = manifest.extra.get("input_channels")
+    if manifest.kind == "adapter" and (not channels or not isinstance(channels, list)):
+        missing.append("input_channels")
+    if missing:  # every missing field at once, not one per round
         raise InputError(f"missing required field(s): {', '.join(missing)}", file=path)
     if manifest.kind == "adapter":
-        channels = manifest.extra.get("input_channels")
-        if not channels or not isinstance(channels, list):
-            raise InputError("missing required field(s): input_channels", file=path)
         unknown = [c for c in channels if c not in CHANNELS]
         if unknown:
             raise InputError(f"unknown input channel {unknown[0]!r} (known: {CHANNELS})", file=path)
@@ -56,6 +63,21 @@ def validate_manifest(folder: Path) -> SubmissionManifest:
                 f"entry {manifest.entry!r}: no file {module}.py in the folder", file=path
             )
     return manifest
+
+
+def check_unique_name(manifest: SubmissionManifest) -> None:
+    """Refuse a name that a built-in or another submission has: the registry would refuse
+    the clash on every later `bench` command, whichever method it ran."""
+    importlib.import_module("baselines")  # registers the built-ins lazily (no torch)
+    path = manifest.folder / SUBMISSION_MANIFEST
+    if manifest.name in METHODS and METHODS.entry(manifest.name).origin == "builtin":
+        raise InputError(f"name {manifest.name!r} is a built-in method: choose another", file=path)
+    for other in discover_submissions(PACKAGE_ROOT):
+        if other.name == manifest.name and other.folder.resolve() != manifest.folder.resolve():
+            raise InputError(
+                f"name {manifest.name!r} is already used by submissions/{other.folder.name}",
+                file=path,
+            )
 
 
 def new_submission(name: str, root: Path = PACKAGE_ROOT) -> Path:
@@ -90,6 +112,7 @@ def check_submission(folder: Path, timeout_s: int = CHECK_TIMEOUT_S) -> CheckRep
     """Validate the manifest and, for an adapter, run it on the smoke profile in a subprocess."""
     folder = Path(folder).resolve()
     manifest = validate_manifest(folder)
+    check_unique_name(manifest)
     if manifest.kind == "predictions":
         predictions = folder / manifest.entry
         if not predictions.is_dir():
@@ -100,16 +123,36 @@ def check_submission(folder: Path, timeout_s: int = CHECK_TIMEOUT_S) -> CheckRep
     with tempfile.TemporaryDirectory(prefix="bench-check-") as scratch:
         report = Path(scratch) / "report.json"
         command = [sys.executable, "-m", "bench.submissions", str(folder), scratch, str(report)]
+        log = Path(tempfile.gettempdir()) / f"bench-check-{manifest.name}.log"
         try:
-            subprocess.run(command, timeout=timeout_s, capture_output=True, text=True, check=False)
-        except subprocess.TimeoutExpired:
-            raise BenchError(f"{folder}: the smoke run took longer than {timeout_s} s") from None
-        if not report.is_file():
-            raise BenchError(f"{folder}: the check process died before reporting (a crash?)")
-        outcome = json.loads(report.read_text(encoding="utf-8"))
-    if outcome["error"]:
-        raise BenchError(f"{folder}: {outcome['stage']} failed: {outcome['error']}")
+            done = subprocess.run(
+                command, timeout=timeout_s, capture_output=True, text=True, check=False
+            )
+        except subprocess.TimeoutExpired as expired:
+            _write_log(log, expired.stdout, expired.stderr, None)
+            raise BenchError(
+                f"{folder}: the smoke run took longer than {timeout_s} s (log: {log})"
+            ) from None
+        outcome = json.loads(report.read_text(encoding="utf-8")) if report.is_file() else None
+    if outcome is None or outcome["error"]:
+        # What the adapter printed and logged, and the traceback, are kept for the user.
+        _write_log(log, done.stdout, done.stderr, outcome and outcome.get("traceback"))
+        if outcome is None:
+            raise BenchError(
+                f"{folder}: the check process died before reporting (a crash?) (log: {log})"
+            )
+        raise BenchError(f"{folder}: {outcome['stage']} failed: {outcome['error']} (log: {log})")
     return CheckReport(folder, manifest.name, manifest.kind, outcome["seconds"])
+
+
+def _write_log(path: Path, stdout, stderr, trace: str | None) -> None:
+    def text(value) -> str:
+        return value.decode(errors="replace") if isinstance(value, bytes) else (value or "")
+
+    parts = [f"--- stdout ---\n{text(stdout)}", f"--- stderr ---\n{text(stderr)}"]
+    if trace:
+        parts.append(f"--- traceback ---\n{trace}")
+    path.write_text("\n".join(parts), encoding="utf-8")
 
 
 def import_adapter(folder: Path, entry: str) -> type:
@@ -138,6 +181,7 @@ def run_smoke(folder: Path, scratch: Path) -> dict:
         cls = import_adapter(folder, manifest.entry)
         if not (isinstance(cls, type) and issubclass(cls, MethodAdapter)):
             raise BenchError(f"{manifest.entry} is not a subclass of bench.adapter.MethodAdapter")
+        stage = "manifest"
         declared = tuple(manifest.extra["input_channels"])
         if tuple(cls.input_channels) != declared:
             raise BenchError(
@@ -149,10 +193,17 @@ def run_smoke(folder: Path, scratch: Path) -> dict:
         stage = "fit"
         _fit_predict_score(adapter, scratch)
     except _StageError as error:
-        return {"stage": error.stage, "error": _one_line(error.error), "seconds": None}
+        return _failure(error.stage, error.error)
     except Exception as error:  # contributed code may raise anything: report it, in one line
-        return {"stage": stage, "error": _one_line(error), "seconds": None}
+        return _failure(stage, error)
     return {"stage": "done", "error": None, "seconds": time.perf_counter() - started}
+
+
+def _failure(stage: str, error: BaseException) -> dict:
+    import traceback
+
+    trace = "".join(traceback.format_exception(error))
+    return {"stage": stage, "error": _one_line(error), "seconds": None, "traceback": trace}
 
 
 def _one_line(error: BaseException) -> str:
@@ -206,7 +257,7 @@ def _stage(stage: str, function, *args, **kwargs):
 
 def main(argv: list[str]) -> int:
     """`python -m bench.submissions FOLDER SCRATCH REPORT`: the check's subprocess."""
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.INFO)  # the adapter's own log lines go to the check's log
     folder, scratch, report = (Path(a) for a in argv)
     outcome = run_smoke(folder, scratch)
     report.write_text(json.dumps(outcome), encoding="utf-8")

@@ -3,7 +3,9 @@
 Replace the network and the training loop with yours; keep the shape of `fit` and `load`.
 The harness calls `fit` once per fold and drives the returned `Predictor` through its common
 runner (sliding windows, test-time mirroring, writing the masks), so you never loop over
-windows yourself.
+windows yourself. This logistic model needs only 20 passes and ignores the profile's budget;
+a network should train for `profile.epochs * profile.iterations_per_epoch` iterations, as
+`submissions/monai_segresnet/adapter.py` does.
 """
 
 from __future__ import annotations

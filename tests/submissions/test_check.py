@@ -50,6 +50,29 @@ def test_a_manifest_missing_a_field_is_one_line(tmp_path):
     assert "\n" not in str(error.value)
 
 
+def test_every_missing_field_is_named_in_one_line(tmp_path):
+    def strip(text: str) -> str:
+        lines = text.splitlines(keepends=True)
+        return "".join(x for x in lines if not x.startswith(("license", "input_channels")))
+
+    folder = _submission(tmp_path, "two_missing", None, strip)
+    with pytest.raises(InputError, match="missing required field.*license, input_channels"):
+        check_submission(folder)
+
+
+@pytest.mark.parametrize(
+    ("taken", "by"), [("monai_segresnet", "submissions/monai_segresnet"), ("nnunet3d", "built-in")]
+)
+def test_a_name_another_method_has_is_refused_before_anything_runs(tmp_path, taken, by):
+    """A clash would make the registry refuse every later `bench` command: say it here."""
+    folder = _submission(
+        tmp_path, "copycat", None, lambda t: t.replace('name = "copycat"', f'name = "{taken}"')
+    )
+    with pytest.raises(InputError, match=f"name '{taken}' is .*{by}") as error:
+        check_submission(folder)
+    assert "\n" not in str(error.value)
+
+
 def test_an_entry_that_does_not_import_is_one_line(tmp_path):
     folder = _submission(tmp_path, "broken", "import no_such_package_xyz\n")
     with pytest.raises(BenchError, match="import failed: .*no_such_package_xyz") as error:
@@ -61,8 +84,11 @@ def test_an_adapter_that_raises_in_fit_is_reported_as_a_fit_failure(tmp_path):
     folder = _submission(
         tmp_path, "fit_fails", _template_with(fit_body="raise RuntimeError('boom')")
     )
-    with pytest.raises(BenchError, match="fit failed: RuntimeError: boom"):
+    with pytest.raises(BenchError, match="fit failed: RuntimeError: boom") as error:
         check_submission(folder)
+    log = Path(str(error.value).split("(log: ")[1].rstrip(")"))
+    text = log.read_text(encoding="utf-8")
+    assert "Traceback" in text and "raise RuntimeError('boom')" in text  # where it was raised
 
 
 def test_an_adapter_that_raises_in_predict_is_reported_as_a_predict_failure(tmp_path):
