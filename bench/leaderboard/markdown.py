@@ -148,16 +148,18 @@ def _ranking_section(ranking: Ranking) -> list[str]:
     rows = []
     for entry in ranking.entries:
         results, table2 = entry.results, entry.results.stats.table2
+        # No defined ranking metric (e.g. a model that predicts nothing): listed, not ranked.
+        ranked = not math.isnan(entry.stability.median)
         rows.append(
             [
-                str(entry.stability.rank),
+                str(entry.stability.rank) if ranked else "-",
                 f"[{results.method.name}]({page_path(results)})",
                 _ci(table2[RANKING_METRIC]),
                 tables.fmt_summary(table2["Dice"]),
                 tables.fmt_summary(table2["HD95"]),
                 tables.fmt_summary(table2["AVD"]),
                 *[_verdicts(entry, rater) for rater in ranking.independent],
-                tables.fmt_share(entry.stability.kept),
+                tables.fmt_share(entry.stability.kept) if ranked else "-",
                 _train(results),
                 _inference(results),
                 _hardware(results),

@@ -183,3 +183,22 @@ def test_duplicate_results_are_rejected(results_source: Path, tmp_path: Path) ->
     shutil.copy(tmp_path / "results" / "good__phantom__demo.json", tmp_path / "results" / "x.json")
     with pytest.raises(BenchError, match="same method, dataset and profile"):
         check_leaderboard(tmp_path / "results", tmp_path / "README.md")
+
+
+def test_a_method_without_a_defined_sdt5_is_listed_but_not_ranked(tmp_path: Path) -> None:
+    """A model that predicts nothing has no SDT5 on any case: it gets no rank and no share."""
+    for method, transform in (("good", noisy(2.0)), ("nothing", eroded_share(1.0))):
+        table = make_per_case(N, method=method, method_from_a=transform, seed=1)
+        results = build_results(
+            table, method, ROLES, run_metadata(N, "demo"), StatsConfig(resamples=200)
+        )
+        save_results(results, tmp_path / "results" / f"{results.stem}.json")
+    write_leaderboard(tmp_path / "results", tmp_path / "README.md")
+    rows = [
+        [cell.strip() for cell in line.split("|")[1:-1]]
+        for line in (tmp_path / "README.md").read_text(encoding="utf-8").splitlines()
+        if line.startswith("| ") and "](methods/" in line
+    ]
+    by_method = {row[1].split("]")[0].lstrip("["): row for row in rows}
+    assert by_method["good"][0] == "1"
+    assert by_method["nothing"][0] == "-" and by_method["nothing"][-4] == "-"
