@@ -40,6 +40,8 @@ from bench.evaluate.exact import bounds as _bounds
 # Offsets visited per query before the fallback takes over: a table lookup costs ~5 ns, a
 # KD-tree query ~2 us, so a few hundred offsets are still cheaper than the tree.
 MAX_OFFSETS = 320
+# How far the outward search goes before the exact fallback (changes the speed only).
+SEARCH_MM = 10.0
 _NO_THRESHOLDS = np.zeros(0)
 
 
@@ -336,7 +338,7 @@ def tolerance_classes(
     features: np.ndarray,
     spacing_zyx_mm: tuple[float, float, float],
     tolerances_mm: tuple[float, ...],
-    search_mm: float = 10.0,
+    search_mm: float = SEARCH_MM,
     cache: dict | None = None,
 ) -> np.ndarray:
     """For each query, the index of the smallest tolerance its distance is within.
@@ -370,7 +372,7 @@ def nearest_squared_mm(
     features: np.ndarray,
     spacing_zyx_mm: tuple[float, float, float],
     upper_mm: float | None = None,
-    search_mm: float = 10.0,
+    search_mm: float = SEARCH_MM,
     cache: dict | None = None,
 ) -> np.ndarray:
     """Squared distance in mm^2 from each query point to its nearest feature point.
@@ -412,7 +414,7 @@ def pair_distances(
     spacing_zyx_mm: tuple[float, float, float],
     tolerances_mm: tuple[float, ...],
     caches: tuple[dict, dict, dict, dict],
-    search_mm: float = 10.0,
+    search_mm: float = SEARCH_MM,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """The four searches of a pair of surfaces in one compiled call.
 

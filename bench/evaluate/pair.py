@@ -10,12 +10,25 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from bench.errors import InputError
+from bench.evaluate import _kernels
+from bench.evaluate._deepmind_tables import surfel_area_table
 from bench.evaluate.compat import Compat, asd_mm, hd95_mm
-from bench.evaluate.masks import PreparedMask, overlap_voxels, prepare_masks, voxel_volume_ml
+from bench.evaluate.distance import SEARCH_MM, _offsets, _sqrt_thresholds
+from bench.evaluate.exact import BRUTE_FORCE_PAIRS
+from bench.evaluate.masks import (
+    MAX_PARTS,
+    MIN_GAP,
+    PreparedMask,
+    _scanned,
+    overlap_voxels,
+    prepare_masks,
+    voxel_volume_ml,
+)
 from bench.evaluate.surface import SDT_TOLERANCES_MM, SurfaceDistances, surface_distances
 
 NAN = float("nan")
@@ -82,6 +95,23 @@ def volumetric_similarity(ref_voxels: int, test_voxels: int) -> float:
     return 1.0 - abs(ref_voxels - test_voxels) / (ref_voxels + test_voxels)
 
 
+def _volumes(n_ref: int, n_test: int, voxel_ml: float) -> dict[str, float]:
+    """The volume metrics, defined for every pair."""
+    return {
+        "VS": volumetric_similarity(n_ref, n_test),
+        "AVD": abs(n_ref - n_test) * voxel_ml,
+        "V_ref": n_ref * voxel_ml,
+        "V_test": n_test * voxel_ml,
+    }
+
+
+def _undefined(volumes: dict[str, float], reason: str) -> PairMetrics:
+    """A pair whose overlap and distance metrics are undefined (NaN), and why."""
+    undefined = dict.fromkeys(("Dice", "Precision", "Recall", "ASD", "HD95"), NAN)
+    undefined.update(dict.fromkeys(SDT_TOLERANCES_MM, NAN))
+    return PairMetrics(**volumes, **undefined, nan_reason=reason)
+
+
 def score_prepared(
     reference: PreparedMask,
     test: PreparedMask,
@@ -99,17 +129,10 @@ def score_prepared(
         raise ValueError("reference and test must be prepared on the same grid")
     voxel_ml = voxel_volume_ml(reference.spacing_zyx_mm)
     n_ref, n_test = reference.voxels, test.voxels
-    volumes = {
-        "VS": volumetric_similarity(n_ref, n_test),
-        "AVD": abs(n_ref - n_test) * voxel_ml,
-        "V_ref": n_ref * voxel_ml,
-        "V_test": n_test * voxel_ml,
-    }
+    volumes = _volumes(n_ref, n_test, voxel_ml)
     reason = nan_reason(n_ref, n_test, voxel_ml, small_ml)
     if reason:
-        undefined = dict.fromkeys(("Dice", "Precision", "Recall", "ASD", "HD95"), NAN)
-        undefined.update(dict.fromkeys(SDT_TOLERANCES_MM, NAN))
-        return PairMetrics(**volumes, **undefined, nan_reason=reason)
+        return _undefined(volumes, reason)
 
     tp, distances = _compared(reference, test, memo)
     return PairMetrics(
@@ -213,5 +236,84 @@ def score_pair(
     check_binary(test, "test")
     if reference.shape != test.shape:
         raise InputError(f"test shape {test.shape} differs from reference shape {reference.shape}")
-    prepared_reference, prepared_test = prepare_masks([as_bool(reference), as_bool(test)], spacing)
+    reference, test = as_bool(reference), as_bool(test)
+    scored = _score_in_one_call(reference, test, spacing, small_ml, Compat(compat))
+    if scored is not None:
+        return scored
+    prepared_reference, prepared_test = prepare_masks([reference, test], spacing)
     return score_prepared(prepared_reference, prepared_test, small_ml, compat)
+
+
+@lru_cache(maxsize=32)
+def _one_call_plan(spacing: tuple[float, float, float]) -> tuple | None:
+    """The arguments of `_kernels.score_pair_once` that depend on the spacing only, as
+    `pair_distances` makes them (None where its compiled search does not apply); cached:
+    one lookup per pair instead of a dozen small numpy steps, each slow from cold caches."""
+    tolerances = tuple(sorted(SDT_TOLERANCES_MM.values()))
+    exact = _offsets(spacing, SEARCH_MM)
+    classes = _offsets(spacing, max(SEARCH_MM, tolerances[-1] * (1 + 1e-6)))
+    if exact.run != 2 or max(exact.reach[2], classes.reach[2]) + 1 >= 2**16:
+        return None
+    return (
+        exact.compiled(),
+        classes.compiled(),
+        _sqrt_thresholds(tolerances),
+        np.asarray(spacing),
+        100 * BRUTE_FORCE_PAIRS,
+    )
+
+
+def _score_in_one_call(
+    reference: np.ndarray,
+    test: np.ndarray,
+    spacing: tuple[float, float, float],
+    small_ml: float,
+    compat: Compat,
+) -> PairMetrics | None:
+    """`score_prepared(*prepare_masks([reference, test]))`, value for value, from one compiled
+    call (`_kernels.score_pair_once`); None where that does not apply (no numba, run axis not
+    x, a search left for a KD-tree): the caller takes the general path.
+
+    A single pair needs no prepared masks to keep, and after the one pass over both volumes
+    every further Python or numpy step runs from cold caches: at 2 ml the steps between the
+    compiled kernels, and the reducers after them, cost about half as much as the pass.
+    """
+    views = _scanned(reference), _scanned(test)
+    plan = _one_call_plan(spacing)
+    if views[0] is None or views[1] is None or plan is None:
+        return None
+    (words_r, bytes_r), (words_t, bytes_t) = views
+    if words_r.dtype != words_t.dtype:  # one kind of view for both
+        words_r, words_t = bytes_r, bytes_t
+    voxel_ml = voxel_volume_ml(spacing)
+    n_ref, n_test, tp, searched, hd95, asd, dices = _kernels.score_pair_once(
+        words_r,
+        bytes_r,
+        words_t,
+        bytes_t,
+        surfel_area_table(spacing),
+        MIN_GAP,
+        MAX_PARTS,
+        voxel_ml,
+        float(small_ml),
+        *plan,
+    )
+    volumes = _volumes(n_ref, n_test, voxel_ml)
+    reason = nan_reason(n_ref, n_test, voxel_ml, small_ml)
+    if reason:
+        return _undefined(volumes, reason)
+    if not searched:
+        return None
+    if compat is Compat.USE:  # `hd95_mm`, `asd_mm`: pooled HD95, test-to-reference ASD
+        hd95_value, asd_value = float(hd95[2]), float(asd[1])
+    else:  # the larger of the two directions' HD95, ASD over both surfaces
+        hd95_value, asd_value = max(float(hd95[0]), float(hd95[1])), float(asd[0])
+    return PairMetrics(
+        **volumes,
+        Dice=2 * tp / (n_ref + n_test),
+        Precision=tp / n_test,
+        Recall=tp / n_ref,
+        ASD=asd_value,
+        HD95=hd95_value,
+        **dict(zip(_SDT_ASCENDING, dices.tolist(), strict=True)),
+    )

@@ -7,6 +7,7 @@ import pytest
 from scipy import ndimage
 
 from bench.evaluate import _kernels
+from bench.evaluate import masks as masks_module
 from bench.evaluate.masks import neighbour_codes, overlap_voxels, prepare_mask, prepare_masks
 
 DEEPMIND_KERNEL = np.array([[[128, 64], [32, 16]], [[8, 4], [2, 1]]])
@@ -151,3 +152,24 @@ def test_masks_prepared_together_equal_masks_prepared_alone(make):
         assert np.array_equal(prepared.voxel_surface, alone.voxel_surface)
         assert np.array_equal(prepared.surfels, alone.surfels)
         assert np.array_equal(prepared.surfel_areas, alone.surfel_areas)
+
+
+@pytest.mark.skipif(not _kernels.HAVE_NUMBA, reason="the compiled pass")
+@pytest.mark.parametrize("shape", [(1, 1, 8), (1, 3, 5), (3, 5, 16), (5, 7, 24), (9, 7, 13)])
+def test_pass_over_both_masks_equals_numpys_profiles(shape):
+    # `_kernels.occupied_profiles` reads blocks of rows from both halves of the volume at once
+    # (the last blocks partial, or absent when the blocks are odd in number): every occupied
+    # plane must be found, in uint64 words and byte by byte, as numpy's reductions find it.
+    rng = np.random.default_rng(6)
+    for fill in (0.0, 0.002, 0.05, 0.6):
+        a, b = rng.random(shape) < fill, rng.random(shape) < fill
+        a[-1, -1, -1] = fill > 0.5  # the very last voxel, in the last (partial) block
+        for first, second in ((a, b), (a[:, ::-1], b[:, ::-1])):  # contiguous, or not
+            views = [masks_module._scanned(first), masks_module._scanned(second)]
+            (words_a, bytes_a), (words_b, bytes_b) = views
+            if words_a.dtype != words_b.dtype:
+                words_a, words_b = bytes_a, bytes_b
+            found = _kernels.occupied_profiles(words_a, bytes_a, words_b, bytes_b)
+            expected = [m.any(axis=k) for m in (first, second) for k in ((1, 2), (0, 2), (0, 1))]
+            for got, want in zip(found, expected, strict=True):
+                assert np.array_equal(got.astype(bool), want)

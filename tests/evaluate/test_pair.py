@@ -9,8 +9,17 @@ import numpy as np
 import pytest
 
 from bench.errors import InputError
-from bench.evaluate import PairMetrics, prepare_masks, score_pair, score_pairs, score_prepared
+from bench.evaluate import (
+    PairMetrics,
+    _kernels,
+    pair,
+    prepare_masks,
+    score_pair,
+    score_pairs,
+    score_prepared,
+)
 from bench.evaluate.compat import percentile
+from bench.evaluate.surface import SurfaceDistances
 from bench.metric_names import METRIC_NAMES, NAN_REASON_COLUMN
 
 OVERLAP_AND_DISTANCE = ("Dice", "Precision", "Recall", "ASD", "HD95", "SDT0", "SDT5", "SDT10")
@@ -226,3 +235,61 @@ def test_percentile_is_numpys():
         values[: n // 3] = np.round(values[: n // 3])  # ties
         for q in (0, 5, 50, 95, 99.9, 100):
             assert percentile(values, q) == float(np.percentile(values, q))
+
+
+def one_call_cases(rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray, tuple]]:
+    """Pairs for the one-call path: blobs, a far false positive (its exact fallback), one
+    empty side, speckle, masks far apart, rows of 8 voxels (uint64 words) and of 13 (bytes),
+    mixed types."""
+    cases = []
+    for shape, spacing in (((9, 24, 32), (4.0, 0.7, 0.7)), ((7, 20, 13), (2.0, 1.0, 0.9))):
+        a = np.zeros(shape, bool)
+        a[2:6, 4:14, 3:11] = rng.random((4, 10, 8)) < 0.8
+        b = np.roll(a, (0, 1, -1), axis=(0, 1, 2)) | (rng.random(shape) < 0.002)
+        far = b.copy()
+        far[-1, -2, -1] = True
+        cases += [(a, b, spacing), (b, a, spacing), (a, far, spacing), (far, a, spacing)]
+        cases += [(a, np.zeros(shape, bool), spacing), (a, a.astype(np.uint8), spacing)]
+        cases.append((rng.random(shape) < 0.2, rng.random(shape) < 0.2, spacing))
+        apart_a, apart_b = np.zeros(shape, bool), np.zeros(shape, bool)
+        apart_a[:2, :2, :2] = True
+        apart_b[-2:, -2:, -2:] = True  # beyond the search's reach: all exact fallback
+        cases.append((apart_a, apart_b, spacing))
+    return cases
+
+
+@pytest.mark.skipif(not _kernels.HAVE_NUMBA, reason="the compiled path")
+@pytest.mark.parametrize("compat", ["off", "use"])
+@pytest.mark.parametrize("small_ml", [0.0, 0.0005])
+def test_one_call_equals_the_prepared_path(compat, small_ml, monkeypatch):
+    # score_pair takes `_kernels.score_pair_once` (one compiled call: pass, boxes, surfaces,
+    # overlap, searches, reducers); every value must be the general path's to the last bit,
+    # compiled and in numpy.
+    rng = np.random.default_rng(21)
+    for reference, test, spacing in one_call_cases(rng):
+        fast = pair._score_in_one_call(
+            pair.as_bool(reference), pair.as_bool(test), spacing, small_ml, pair.Compat(compat)
+        )
+        assert fast is not None  # the one-call path applies to all of these
+        assert score_pair(reference, test, spacing, small_ml, compat) == fast
+        prepared = prepare_masks([pair.as_bool(reference), pair.as_bool(test)], spacing)
+        assert fast == score_prepared(*prepared, small_ml=small_ml, compat=compat)
+        with monkeypatch.context() as numpy_only:
+            numpy_only.setattr(_kernels, "HAVE_NUMBA", False)
+            assert score_pair(reference, test, spacing, small_ml, compat) == fast
+
+
+def test_compiled_reducers_are_numpys():
+    # The one-call path's reducers, compiled or not: numpy's sum, compat.percentile,
+    # SurfaceDistances.surface_dices, each to the last bit.
+    rng = np.random.default_rng(22)
+    for n in [*range(1, 300), 1000, 1347, 4099]:
+        values = rng.random(n) * 10.0 ** rng.uniform(-3, 3, n)
+        values[: n // 3] = np.round(values[: n // 3])  # ties
+        assert _kernels.pairwise_sum(values, 0, n) == values.sum()
+        assert _kernels.percentile(values, 95.0) == percentile(values, 95)
+    classes = [rng.integers(0, 4, n) for n in (50, 70)]
+    areas = [rng.random(n) for n in (50, 70)]
+    distances = SurfaceDistances(np.zeros(1), np.zeros(1), (0.0, 5.0, 10.0), *classes, *areas)
+    compiled = _kernels.surface_dices(classes[0], areas[0], classes[1], areas[1], 3)
+    assert compiled.tolist() == distances.surface_dices()
