@@ -84,7 +84,8 @@ def score_predictions(submission: Path, dataset: Dataset, out_dir: Path) -> Scor
         "profile": str(manifest.extra.get("profile", DEFAULT_PROFILE)),
         "adapter_version": str(manifest.extra.get("version", "1")),
         "git_commit": _git_commit(),
-        "hardware": {k: str(v) for k, v in hardware().items()},
+        # The masks were made elsewhere: this machine only scored them.
+        "hardware": {"device": "n/a (submitted)", "scored_on": str(hardware()["device"])},
         "prediction_sha256": {case: sha256_file(folder / f"{case}.nii.gz") for case in validated},
     }
     try:

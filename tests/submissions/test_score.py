@@ -58,6 +58,7 @@ def test_masks_equal_to_a_rater_score_perfectly_and_write_a_results_file(
     outcome = score_predictions(submission, check_dataset, tmp_path / "out")
     results = load_results(outcome.results_path)
     assert results.method.name == "given_masks" and results.profile == "submitted"
+    assert results.hardware["device"] == "n/a (submitted)"  # not the machine that scored it
     table = results.per_case.to_frame()
     mine = table[(table["test"] == "given_masks") & (table["reference"] == "A")]
     assert len(mine) == len(check_dataset.cases)  # 2 folds: every case validated once
