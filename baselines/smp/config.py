@@ -1,8 +1,9 @@
 """What a 2.5D model is (architecture, encoder, slices, channels) and what a profile makes of it.
 
 Configuration is data: a registered method is an `Smp25dConfig`; `resolve` applies a run
-profile (patch, batch, budget, in-plane spacing) and the smoke profile's smaller encoder, and the
-result is stored next to the checkpoint so that `load` rebuilds exactly the trained network.
+profile (patch, batch, budget, in-plane spacing), the smoke profile's smaller encoder and the
+demo profile's 2.5D budget, and the result is stored next to the checkpoint so that `load`
+rebuilds exactly the trained network.
 """
 
 from __future__ import annotations
@@ -21,6 +22,35 @@ DEFAULT_BATCH_2D = 12
 # Smoke proves the plumbing, not the model: the named encoder is swapped for a smaller one of
 # the same family so that a test trains in seconds. demo and paper keep the named encoder.
 SMOKE_ENCODERS = {"resnet34": "resnet18", "resnet50": "resnet18"}
+
+# The demo profile's budget (16 epochs x 25 iterations, a checkpoint every epoch) is sized for
+# the 3D nnU-Net. Read literally, a 2.5D model cost well over an hour for 5 folds (the ResNet-34
+# U-Net trained 300 of its 400 iterations in 14.5 min under load; 0.42 s a step idle) and, cut to
+# what 10 minutes buy, learned nothing: 200 iterations gave a fold-0 SDT5 median of 0.00 against
+# rater A. So the 2.5D methods read `demo` as "~160 s of training a fold on an idle 2-core
+# machine" with the named encoder kept (a lighter one would make the leaderboard row lie), and
+# make each step cheaper instead of taking fewer:
+# - fused Adam (train.py): torch's per-tensor Adam loop took 0.20-0.26 s of a 0.8 s step of the
+#   24 M-parameter Unet/ResNet-34; fused, 0.04 s;
+# - bfloat16 autocast where the CPU computes it natively (AVX512-BF16 here): 1.4x faster for
+#   Unet/ResNet-34, 1.9x for UnetPlusPlus/ResNet-18, but 2x slower for FPN/EfficientNet-B0
+#   (depthwise convolutions), which stays float32.
+# Together a Unet/ResNet-34 step went from 0.95-1.35 s to 0.45-0.5 s under a load average of 4-5
+# (~0.2 s estimated idle), and 800 steps learn (fold 0, 800 iterations: SDT5 median 0.27, Dice
+# 0.11; 400 iterations: 0.075). The full 5-fold smp25d_unet demo then took 38 min under a load
+# average of ~3 (6.5-8.5 min training a fold; SDT5 median 0.525 against rater A), so the idle
+# step is probably nearer 0.25-0.3 s and an idle run ~20 min: to trade learning for time, lower
+# DEMO_TRAIN_SECONDS. The other pairings get the same training time: their per-step costs are
+# idle estimates scaled from their measured ratio to Unet/ResNet-34 under load (FPN ~0.8x,
+# UnetPlusPlus ~1.5x), not measured learning curves.
+DEMO_BF16 = frozenset({"Unet", "UnetPlusPlus"})
+DEMO_TRAIN_SECONDS = 160.0
+DEMO_STEP_SECONDS = {"Unet": 0.20, "FPN": 0.17, "UnetPlusPlus": 0.30}
+DEMO_DEFAULT_STEP_SECONDS = 0.20  # an unlisted architecture: budget it like the Unet
+# Checkpoints under demo: one in the middle of the run. A ResNet-34 U-Net's checkpoint (293 MB)
+# took 0.5-3.4 s to write here; one per half run (~80 s of training) costs at most ~4% of
+# training, usually ~1%, and a crash still loses at most half a fold.
+DEMO_CHECKPOINTS = 1
 
 
 @dataclass(frozen=True)
@@ -60,6 +90,9 @@ class TrainPlan:
     learning_rate: float
     foreground_oversampling: float
     seed: int
+    # Train under bfloat16 autocast where the CPU computes bfloat16 natively (see DEMO_BF16);
+    # weights, Adam's state and the loss stay float32, and inference runs in float32.
+    cpu_bfloat16: bool = False
 
     @property
     def in_channels(self) -> int:
@@ -78,13 +111,26 @@ class TrainPlan:
         return cls(**values)
 
 
+def demo_iterations(step_seconds: float) -> int:
+    """Iterations that fill `DEMO_TRAIN_SECONDS` at `step_seconds` each, a multiple of 10."""
+    return max(10, int(DEMO_TRAIN_SECONDS / step_seconds) // 10 * 10)
+
+
 def resolve(config: Smp25dConfig, profile: Profile) -> TrainPlan:
-    """The plan for `config` under `profile` (the smoke profile shrinks the encoder)."""
+    """The plan for `config` under `profile` (smoke shrinks the encoder, demo the budget)."""
     encoder = SMOKE_ENCODERS.get(config.encoder, config.encoder)
     if profile.name != "smoke":
         encoder = config.encoder
     spacing = profile.target_spacing_mm
     iterations_per_epoch = profile.iterations_per_epoch
+    iterations = profile.epochs * iterations_per_epoch
+    cpu_bfloat16 = False
+    checkpoint_every = max(1, profile.checkpoint_every * iterations_per_epoch)
+    if profile.name == "demo":  # the 2.5D reading of the demo budget (see DEMO_TRAIN_SECONDS)
+        step = DEMO_STEP_SECONDS.get(config.arch, DEMO_DEFAULT_STEP_SECONDS)
+        iterations = demo_iterations(step)
+        checkpoint_every = iterations // (DEMO_CHECKPOINTS + 1)
+        cpu_bfloat16 = config.arch in DEMO_BF16
     learning_rate = profile.learning_rate or (1e-3 if profile.optimizer == "adam" else 1e-2)
     return TrainPlan(
         arch=config.arch,
@@ -95,10 +141,11 @@ def resolve(config: Smp25dConfig, profile: Profile) -> TrainPlan:
         inplane_spacing_mm=(spacing[1], spacing[2]) if spacing else None,
         patch_size=tuple(profile.patch_size_2d or DEFAULT_PATCH_2D),
         batch_size=profile.batch_size_2d or DEFAULT_BATCH_2D,
-        iterations=profile.epochs * iterations_per_epoch,
-        checkpoint_every=max(1, profile.checkpoint_every * iterations_per_epoch),
+        iterations=iterations,
+        checkpoint_every=checkpoint_every,
         optimizer=profile.optimizer,
         learning_rate=learning_rate,
         foreground_oversampling=profile.foreground_oversampling or 0.33,
         seed=profile.seed,
+        cpu_bfloat16=cpu_bfloat16,
     )
