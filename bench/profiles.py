@@ -17,7 +17,7 @@ smaller patch. Inference needs 12 windows instead of 3 (~2 s a case). nnU-Net's 
 test-time mirroring multiplies inference by 8, so `demo` mirrors left-right only (the one flip
 a head CT makes plausible), which doubles it. Budget: with 8 epochs x 25 iterations the
 5-fold nnunet3d_mirrored_tuned run reached an SDT5 median of 0.07 against rater A (a fixed
-blob: 0.04); with 16, 0.37 (16x64x64) and 0.30 (16x48x48, 17 min instead of 44 under load;
+blob: 0.04); with 16, 0.37 (16x64x64, 44 min under load) and 0.34 (16x48x48, 9.5 min idle;
 README, "What the demo model learns"); Adam 3e-3 with 66%
 lesion-centred patches learned earlier than nnU-Net's 33% or a whole-volume patch (fold 0).
 """
@@ -101,7 +101,7 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="demo",
-            description="CPU default: one method on the phantom, all folds, 20-45 min on 2 cores",
+            description="CPU default: one method on the phantom, all folds, ~10 min, 2 idle cores",
             target_spacing_mm=(5.0, 3.75, 3.75),
             base_features=8,
             max_features=64,
