@@ -406,7 +406,7 @@ def _results(result: RunResult, dataset: Dataset, split: Mapping[str, Any], per_
         "split_sha256": split["split_sha256"],
         "profile": result.profile.name,
         "adapter_version": _adapter(result.method)[0].version,
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "hardware": {k: str(v) for k, v in hardware().items()},
         "train_seconds_per_fold": train,
         "inference_seconds_per_case": {c: r["latency_s"] for c, r in records.items()},
@@ -419,7 +419,8 @@ def _results(result: RunResult, dataset: Dataset, split: Mapping[str, Any], per_
     return build_results(table, result.method, RaterRoles.from_dataset(dataset), metadata)
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
+    """The harness's commit, recorded in every results file ("unknown" outside a checkout)."""
     import subprocess
 
     try:

@@ -17,13 +17,15 @@ from typing import Generic, TypeVar
 
 import tomllib
 
-from bench.adapter import MethodAdapter
+from bench.adapter import CHANNELS, MethodAdapter
 from bench.errors import BenchError, InputError
 
 T = TypeVar("T")
 
 SUBMISSION_MANIFEST = "submission.toml"
-SUBMISSION_REQUIRED = ("name", "authors", "entry", "kind")
+# Every field a reviewer needs; `bench list`, `bench run` and `bench submission check` all ask
+# for the same ones, so a manifest the registry accepts is never one the check refuses.
+SUBMISSION_REQUIRED = ("name", "authors", "contact", "description", "license", "kind", "entry")
 SUBMISSION_KINDS = ("adapter", "predictions")
 
 
@@ -118,14 +120,17 @@ class SubmissionManifest:
     folder: Path
     name: str
     authors: list[str]
-    entry: str
+    contact: str
+    description: str
+    license: str
     kind: str
-    description: str = ""
-    extra: dict = field(default_factory=dict)
+    entry: str
+    input_channels: tuple[str, ...] = ()  # adapters only
+    extra: dict = field(default_factory=dict)  # optional fields (profile, version, ...)
 
 
 def read_submission_manifest(folder: Path) -> SubmissionManifest:
-    """Parse and check one `submission.toml` (no code is imported)."""
+    """Parse and check one `submission.toml` (no code is imported): every problem in one line."""
     path = folder / SUBMISSION_MANIFEST
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -133,24 +138,43 @@ def read_submission_manifest(folder: Path) -> SubmissionManifest:
         raise InputError(f"no {SUBMISSION_MANIFEST} in the submission folder", file=path) from error
     except tomllib.TOMLDecodeError as error:
         raise InputError(f"is not valid TOML ({error})", file=path) from error
-    missing = [key for key in SUBMISSION_REQUIRED if key not in data]
-    if missing:
+    missing = [key for key in SUBMISSION_REQUIRED if not _filled(data.get(key))]
+    channels = data.get("input_channels")
+    if data.get("kind") == "adapter" and not (isinstance(channels, list) and channels):
+        missing.append("input_channels")
+    if missing:  # every missing field at once, not one per round
         raise InputError(f"missing required field(s): {', '.join(missing)}", file=path)
-    if data["kind"] not in SUBMISSION_KINDS:
-        raise InputError(f"kind {data['kind']!r} must be one of {SUBMISSION_KINDS}", file=path)
-    if data["kind"] == "adapter" and str(data["entry"]).count(":") != 1:
-        raise InputError(f"entry {data['entry']!r} must look like 'module:Class'", file=path)
+    kind, entry = str(data["kind"]), str(data["entry"])
+    if kind not in SUBMISSION_KINDS:
+        raise InputError(f"kind {kind!r} must be one of {SUBMISSION_KINDS}", file=path)
+    if kind == "adapter":
+        if entry.count(":") != 1:
+            raise InputError(f"entry {entry!r} must look like 'module:Class'", file=path)
+        unknown = [c for c in channels if c not in CHANNELS]
+        if unknown:
+            raise InputError(f"unknown input channel {unknown[0]!r} (known: {CHANNELS})", file=path)
+        module = entry.split(":")[0]
+        if not (folder / f"{module.replace('.', '/')}.py").is_file():
+            raise InputError(f"entry {entry!r}: no file {module}.py in the folder", file=path)
     authors = data["authors"] if isinstance(data["authors"], list) else [data["authors"]]
-    known = {*SUBMISSION_REQUIRED, "description"}
     return SubmissionManifest(
         folder=folder,
         name=str(data["name"]),
         authors=[str(a) for a in authors],
-        entry=str(data["entry"]),
-        kind=str(data["kind"]),
-        description=str(data.get("description", "")),
-        extra={k: v for k, v in data.items() if k not in known},
+        contact=str(data["contact"]),
+        description=str(data["description"]),
+        license=str(data["license"]),
+        kind=kind,
+        entry=entry,
+        input_channels=tuple(channels) if kind == "adapter" else (),
+        extra={k: v for k, v in data.items() if k not in {*SUBMISSION_REQUIRED, "input_channels"}},
     )
+
+
+def _filled(value) -> bool:
+    if isinstance(value, list):
+        return any(str(v).strip() for v in value)
+    return value is not None and bool(str(value).strip())
 
 
 def discover_submissions(root: Path) -> list[SubmissionManifest]:
@@ -180,9 +204,21 @@ def register_submissions(registry: Registry, root: Path, package: str = "submiss
         registry.register_lazy(
             manifest.name,
             f"{package}.{manifest.folder.name}.{module}:{attr}",
-            manifest.description or f"submission by {', '.join(manifest.authors)}",
+            manifest.description,
             origin=f"submissions/{manifest.folder.name}",
         )
+
+
+def submissions_root() -> Path:
+    """The repository's `submissions/` package folder."""
+    import submissions
+
+    return Path(submissions.__file__).parent
+
+
+def prediction_submissions() -> list[SubmissionManifest]:
+    """Submissions of kind "predictions": scored by `bench score`, never run, so not methods."""
+    return [m for m in discover_submissions(submissions_root()) if m.kind == "predictions"]
 
 
 METHODS: Registry[MethodAdapter] = Registry("method", MethodAdapter)
@@ -195,7 +231,5 @@ def methods() -> Registry[MethodAdapter]:
     if not _populated:
         _populated = True
         importlib.import_module("baselines")  # registers built-ins lazily; imports no torch
-        import submissions
-
-        register_submissions(METHODS, Path(submissions.__file__).parent)
+        register_submissions(METHODS, submissions_root())
     return METHODS

@@ -52,7 +52,7 @@ def score_predictions(submission: Path, dataset: Dataset, out_dir: Path) -> Scor
 
     from bench.evaluate import score_study
     from bench.io import sha256_file
-    from bench.pipeline import _git_commit, hardware
+    from bench.pipeline import git_commit, hardware
     from bench.results import build_results, save_results
     from bench.splits import load_split
     from bench.stats import RaterRoles
@@ -83,7 +83,7 @@ def score_predictions(submission: Path, dataset: Dataset, out_dir: Path) -> Scor
         "split_sha256": split["split_sha256"],
         "profile": str(manifest.extra.get("profile", DEFAULT_PROFILE)),
         "adapter_version": str(manifest.extra.get("version", "1")),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         # The masks were made elsewhere: this machine only scored them.
         "hardware": {"device": "n/a (submitted)", "scored_on": str(hardware()["device"])},
         "prediction_sha256": {case: sha256_file(folder / f"{case}.nii.gz") for case in validated},

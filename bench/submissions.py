@@ -19,7 +19,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.adapter import CHANNELS
 from bench.errors import BenchError, InputError
 from bench.registry import (
     METHODS,
@@ -33,34 +32,28 @@ log = logging.getLogger(__name__)
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "submissions" / "_template"
 PACKAGE_ROOT = TEMPLATE.parent  # the repository's `submissions` package
-# What a reviewer needs beyond what the registry needs (name, authors, entry, kind).
-REVIEW_FIELDS = ("contact", "description", "license")
 CHECK_TIMEOUT_S = 600
 STAGES = ("import", "construct", "fit", "predict", "score")
+# Template values a contributor must replace: a reviewer cannot reach "you@example.org".
+PLACEHOLDER_FIELDS = ("authors", "contact", "description")
 
 
 def validate_manifest(folder: Path) -> SubmissionManifest:
-    """The manifest, with every field a submission must fill in; one InputError otherwise."""
+    """The manifest, checked as the registry checks it and with the template's placeholders
+    replaced; one InputError otherwise."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError("is not a submission folder", file=folder)
     manifest = read_submission_manifest(folder)
-    path = folder / SUBMISSION_MANIFEST
-    present = {"description": manifest.description, **manifest.extra}
-    missing = [key for key in REVIEW_FIELDS if not str(present.get(key, "")).strip()]
-    channels = manifest.extra.get("input_channels")
-    if manifest.kind == "adapter" and (not channels or not isinstance(channels, list)):
-        missing.append("input_channels")
-    if missing:  # every missing field at once, not one per round
-        raise InputError(f"missing required field(s): {', '.join(missing)}", file=path)
-    if manifest.kind == "adapter":
-        unknown = [c for c in channels if c not in CHANNELS]
-        if unknown:
-            raise InputError(f"unknown input channel {unknown[0]!r} (known: {CHANNELS})", file=path)
-        module = manifest.entry.split(":")[0]
-        if not (folder / f"{module.replace('.', '/')}.py").is_file():
+    if folder.resolve() != TEMPLATE.resolve():
+        template = read_submission_manifest(TEMPLATE)
+        unchanged = [
+            key for key in PLACEHOLDER_FIELDS if getattr(manifest, key) == getattr(template, key)
+        ]
+        if unchanged:
             raise InputError(
-                f"entry {manifest.entry!r}: no file {module}.py in the folder", file=path
+                f"still the template's placeholder: {', '.join(unchanged)} (fill them in)",
+                file=folder / SUBMISSION_MANIFEST,
             )
     return manifest
 
@@ -182,7 +175,7 @@ def run_smoke(folder: Path, scratch: Path) -> dict:
         if not (isinstance(cls, type) and issubclass(cls, MethodAdapter)):
             raise BenchError(f"{manifest.entry} is not a subclass of bench.adapter.MethodAdapter")
         stage = "manifest"
-        declared = tuple(manifest.extra["input_channels"])
+        declared = manifest.input_channels
         if tuple(cls.input_channels) != declared:
             raise BenchError(
                 f"the manifest declares input_channels {list(declared)}, "
@@ -229,6 +222,7 @@ def _fit_predict_score(adapter, scratch: Path) -> float:
     from bench.pipeline import fold_cases
     from bench.profiles import get_profile
     from bench.runner import CaseInput, InferenceSettings, predict_cases
+    from bench.runner.threads import cpu_threads
     from bench.splits import load_split
 
     started = time.perf_counter()
@@ -237,7 +231,8 @@ def _fit_predict_score(adapter, scratch: Path) -> float:
     cases = fold_cases(dataset, load_split(dataset), 0, scratch / "cache")
     workdir = scratch / "model"
     workdir.mkdir()
-    predictor = _stage("fit", adapter.fit, cases, 0, workdir, profile)
+    with cpu_threads():  # as `bench run` trains it: the harness, not the adapter, owns threads
+        predictor = _stage("fit", adapter.fit, cases, 0, workdir, profile)
     out = scratch / "predictions"
     settings = InferenceSettings.from_profile(profile, device="cpu")
     inputs = [CaseInput(c.id, c.image) for c in cases.val]

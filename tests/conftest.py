@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.data.dataset import Dataset
+from tests.baselines.synthetic import write_head_dataset
 from tests.factories import write_tiny_dataset
 
 
@@ -23,3 +24,15 @@ def _restore_locale():
     saved = locale.setlocale(locale.LC_ALL)
     yield
     locale.setlocale(locale.LC_ALL, saved)
+
+
+@pytest.fixture(scope="session")
+def head_dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    """8 patients (one without a lesion in four, one with a second scan), 2 folds."""
+    return write_head_dataset(tmp_path_factory.mktemp("heads") / "data")
+
+
+@pytest.fixture(scope="session")
+def run_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One work directory for every smoke run (the mirror cache is shared, as in a real run)."""
+    return tmp_path_factory.mktemp("runs")

@@ -96,15 +96,19 @@ def write_submission(root: Path, folder: str, toml: str) -> Path:
     path = root / folder
     path.mkdir(parents=True)
     (path / "submission.toml").write_text(textwrap.dedent(toml))
+    (path / "adapter.py").write_text("")
     return path
 
 
 GOOD_TOML = """
     name = "my_method"
     authors = ["Ada Lovelace"]
+    contact = "ada@example.org"
+    description = "a contributed method"
+    license = "MIT"
     entry = "adapter:Method"
     kind = "adapter"
-    description = "a contributed method"
+    input_channels = ["image"]
 """
 
 
@@ -123,7 +127,13 @@ def test_submissions_are_discovered_without_importing_them(tmp_path):
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
-        ('name = "x"\nauthors = ["a"]\nkind = "adapter"\n', "missing required field.*entry"),
+        (
+            'name = "x"\nauthors = ["a"]\nkind = "adapter"\n',
+            "missing required field.*contact, description, license, entry, input_channels",
+        ),
+        (GOOD_TOML.replace('"MIT"', '"  "'), "missing required field.*: license$"),
+        (GOOD_TOML.replace('["image"]', '["image", "perfusion"]'), "unknown input channel"),
+        (GOOD_TOML.replace("adapter:Method", "model:Method"), "no file model.py"),
         (GOOD_TOML.replace('"adapter"\n', '"binary"\n'), "kind 'binary' must be one of"),
         (GOOD_TOML.replace("adapter:Method", "adapter.Method"), "must look like 'module:Class'"),
         ("name = [unclosed", "is not valid TOML"),
@@ -147,3 +157,20 @@ def test_two_submissions_with_one_name_are_a_duplicate(tmp_path):
     write_submission(tmp_path, "second", GOOD_TOML)
     with pytest.raises(BenchError, match="registered twice.*submissions/first.*submissions/second"):
         register_submissions(fresh(), tmp_path)
+
+
+def test_bench_list_shows_predictions_submissions_with_how_they_are_scored(
+    tmp_path, monkeypatch, capsys
+):
+    from bench.cli import main
+    from bench.registry import methods
+
+    methods()  # the real registry, populated before the submissions folder is swapped
+    given = GOOD_TOML.replace('"adapter"\n', '"predictions"\n').replace("adapter:Method", "given")
+    write_submission(tmp_path, "handed_in", given.replace("my_method", "handed_in"))
+    monkeypatch.setattr("bench.registry.submissions_root", lambda: tmp_path)
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    handed_in = next(line for line in lines if line.startswith("handed_in "))
+    assert "submissions/handed_in" in handed_in and "bench score" in handed_in
+    assert "bench run" in next(line for line in lines if line.startswith("nnunet3d "))

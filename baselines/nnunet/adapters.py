@@ -112,7 +112,6 @@ class NnUNetAdapter(MethodAdapter):
 
         from baselines.nnunet.workspace import PLANS, nnunet_environment
         from bench.io import remove_stale_temporaries
-        from bench.runner.threads import cpu_threads
 
         output = workspace.trainer_dir(self.trainer_name, self.configuration) / f"fold_{fold}"
         if output.is_dir():  # checkpoints a killed run was writing (the fold is ours alone)
@@ -150,11 +149,7 @@ class NnUNetAdapter(MethodAdapter):
                 )
                 bar.update(trainer.current_epoch * profile.iterations_per_epoch)
             trainer.progress = bar.update
-            if device.type == "cpu":
-                with cpu_threads():
-                    trainer.run_training()
-            else:
-                trainer.run_training()
+            trainer.run_training()  # with the threads the harness chose
 
     def load(self, workdir: Path, fold: int, profile: Profile) -> Predictor:
         from baselines.nnunet.predictor import nnunet_predictor

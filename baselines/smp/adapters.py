@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import ClassVar
 
@@ -49,7 +48,6 @@ class Smp25dAdapter(MethodAdapter):
 
     def fit(self, train_cases: FoldCases, fold: int, workdir: Path, profile: Profile) -> Predictor:
         from baselines.smp.train import FINAL, load_volumes, train_fold
-        from bench.runner.threads import cpu_threads
 
         profile = get_profile(profile)
         plan = resolve(self.config, profile)
@@ -61,16 +59,12 @@ class Smp25dAdapter(MethodAdapter):
             return self.load(workdir, fold, profile)
         cache_dir = train_cases.cache_dir or Path(workdir) / "cache"
         device = self._device()
-        with cpu_threads() if device == "cpu" else nullcontext():
-            started = time.perf_counter()
-            volumes = load_volumes(train_cases.train, plan, cache_dir)
-            log.info(
-                "fold %d: %d volumes read in %.1f s",
-                fold,
-                len(volumes),
-                time.perf_counter() - started,
-            )
-            network = train_fold(volumes, plan, fold_dir, device, self.progress)
+        started = time.perf_counter()
+        volumes = load_volumes(train_cases.train, plan, cache_dir)
+        log.info(
+            "fold %d: %d volumes read in %.1f s", fold, len(volumes), time.perf_counter() - started
+        )
+        network = train_fold(volumes, plan, fold_dir, device, self.progress)
         from baselines.smp.predictor import make_predictor
 
         return make_predictor(network.cpu(), plan)

@@ -78,7 +78,7 @@ def score_challenge(
 
     from bench.evaluate import score_study
     from bench.io import sha256_file
-    from bench.pipeline import _git_commit, hardware
+    from bench.pipeline import git_commit, hardware
     from bench.results import build_results, save_results
     from bench.stats import RaterRoles
     from bench.stats.tables import table2
@@ -104,7 +104,7 @@ def score_challenge(
         "dataset_sha256": dataset.content_sha256,
         "split_sha256": cases_sha256(cases),
         "profile": f"challenge-{record['profile']}",
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "hardware": {k: str(v) for k, v in hardware().items()},
         "inference_seconds_per_case": latency,
         "peak_memory_mb": max(peaks) if peaks else None,

@@ -1,4 +1,5 @@
-"""`bench list`: every registered method, one line each (imports no deep-learning library)."""
+"""`bench list`: every registered method and predictions submission, one line each (imports
+no deep-learning library)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.registry import methods
+    from bench.registry import methods, prediction_submissions
 
     registry = methods()
-    if not len(registry):
+    rows = [
+        (name, registry.entry(name).origin, "bench run", registry.describe(name))
+        for name in registry
+    ]
+    rows += [
+        (m.name, f"submissions/{m.folder.name}", "bench score", m.description)
+        for m in prediction_submissions()
+    ]
+    if not rows:
         print("no methods are registered yet")
         return 0
-    rows = [(name, registry.entry(name).origin, registry.describe(name)) for name in registry]
-    print(tabulate(rows, headers=("method", "from", "description"), tablefmt="simple"))
+    rows.sort()
+    headers = ("method", "from", "results by", "description")
+    print(tabulate(rows, headers=headers, tablefmt="simple"))
     return 0

@@ -146,10 +146,13 @@ def _ranking_section(ranking: Ranking) -> list[str]:
         "Hardware",
     ]
     rows = []
+    unranked = []
     for entry in ranking.entries:
         results, table2 = entry.results, entry.results.stats.table2
         # No defined ranking metric (e.g. a model that predicts nothing): listed, not ranked.
         ranked = not math.isnan(entry.stability.median)
+        if not ranked:
+            unranked.append(results.method.name)
         rows.append(
             [
                 str(entry.stability.rank) if ranked else "-",
@@ -173,6 +176,18 @@ def _ranking_section(ranking: Ranking) -> list[str]:
         f"profile `{ranking.profile}`, reference rater {ref}.",
         "",
         _md((headers, rows)),
+        "",
+        *(_unranked_note(unranked, ref) if unranked else []),
+    ]
+
+
+def _unranked_note(names: list[str], reference: str) -> list[str]:
+    """Why a row has no rank: a contributor's first row (the template's) is often one."""
+    listed = ", ".join(f"`{name}`" for name in names)
+    return [
+        f"Rank `-`: {listed} {'has' if len(names) == 1 else 'have'} no {RANKING_METRIC} vs "
+        f"{reference} on any case (surface metrics are undefined where a predicted mask is "
+        "empty: see the project README's *Empty and small masks*), so listed, not ranked.",
         "",
     ]
 

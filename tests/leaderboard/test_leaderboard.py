@@ -202,3 +202,5 @@ def test_a_method_without_a_defined_sdt5_is_listed_but_not_ranked(tmp_path: Path
     by_method = {row[1].split("]")[0].lstrip("["): row for row in rows}
     assert by_method["good"][0] == "1"
     assert by_method["nothing"][0] == "-" and by_method["nothing"][-4] == "-"
+    text = (tmp_path / "README.md").read_text(encoding="utf-8")
+    assert "Rank `-`: `nothing` has no SDT5 vs A on any case" in text and "`good`" not in text

@@ -9,14 +9,24 @@ import pytest
 
 from bench.cli.submission_cmd import check_cmd
 from bench.errors import BenchError, InputError
+from bench.registry import read_submission_manifest
 from bench.submissions import check_submission, new_submission, validate_manifest
+
+
+def _filled_in(text: str) -> str:
+    """The template's manifest as a contributor fills it in."""
+    return (
+        text.replace('["Your Name"]', '["Grace Hopper"]')
+        .replace("you@example.org", "grace@example.org")
+        .replace("one line: what the method does", "a test submission")
+    )
 
 
 def _submission(root: Path, name: str, adapter: str, manifest_edit=None) -> Path:
     folder = new_submission(name, root)
-    if manifest_edit:
-        path = folder / "submission.toml"
-        path.write_text(manifest_edit(path.read_text(encoding="utf-8")), encoding="utf-8")
+    path = folder / "submission.toml"
+    text = _filled_in(path.read_text(encoding="utf-8"))
+    path.write_text(manifest_edit(text) if manifest_edit else text, encoding="utf-8")
     if adapter is not None:
         (folder / "adapter.py").write_text(adapter, encoding="utf-8")
     return folder
@@ -35,7 +45,7 @@ def _template_with(fit_body: str = "", preprocess_body: str = "") -> str:
 
 def test_new_copies_the_template_with_the_name(tmp_path):
     folder = new_submission("my_net", tmp_path)
-    assert validate_manifest(folder).name == "my_net"
+    assert read_submission_manifest(folder).name == "my_net"
     assert (folder / "adapter.py").is_file() and (folder / "README.md").is_file()
     with pytest.raises(InputError, match="already exists"):
         new_submission("my_net", tmp_path)
@@ -48,6 +58,16 @@ def test_a_manifest_missing_a_field_is_one_line(tmp_path):
     with pytest.raises(InputError, match="missing required field.*license") as error:
         check_submission(folder)
     assert "\n" not in str(error.value)
+
+
+def test_the_templates_placeholders_are_refused_until_filled_in(tmp_path):
+    folder = new_submission("unfilled", tmp_path)
+    with pytest.raises(InputError, match="placeholder: authors, contact, description") as error:
+        check_submission(folder)
+    assert "\n" not in str(error.value)
+    path = folder / "submission.toml"
+    path.write_text(_filled_in(path.read_text(encoding="utf-8")), encoding="utf-8")
+    assert validate_manifest(folder).authors == ["Grace Hopper"]
 
 
 def test_every_missing_field_is_named_in_one_line(tmp_path):
