@@ -26,12 +26,13 @@ from bench.registry import (
     SubmissionManifest,
     discover_submissions,
     read_submission_manifest,
+    submissions_root,
 )
 
 log = logging.getLogger(__name__)
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "submissions" / "_template"
-PACKAGE_ROOT = TEMPLATE.parent  # the repository's `submissions` package
+PACKAGE_ROOT = submissions_root().resolve()  # the repository's `submissions` package
+TEMPLATE = PACKAGE_ROOT / "_template"
 CHECK_TIMEOUT_S = 600
 STAGES = ("import", "construct", "fit", "predict", "score")
 # Template values a contributor must replace: a reviewer cannot reach "you@example.org".
