@@ -46,7 +46,7 @@ def validate_manifest(folder: Path) -> SubmissionManifest:
     if not folder.is_dir():
         raise InputError("is not a submission folder", file=folder)
     manifest = read_submission_manifest(folder)
-    if folder.resolve() != TEMPLATE.resolve():
+    if folder.resolve() != TEMPLATE:
         template = read_submission_manifest(TEMPLATE)
         unchanged = [
             key for key in PLACEHOLDER_FIELDS if getattr(manifest, key) == getattr(template, key)
@@ -151,11 +151,9 @@ def _write_log(path: Path, stdout, stderr, trace: str | None) -> None:
 
 def import_adapter(folder: Path, entry: str) -> type:
     """The adapter class named by `entry`, imported as the registry would."""
-    import importlib
-
     module, attr = entry.split(":")
     folder = Path(folder).resolve()
-    if folder.parent == PACKAGE_ROOT.resolve():
+    if folder.parent == PACKAGE_ROOT:
         name = f"submissions.{folder.name}.{module}"
     else:
         sys.path.insert(0, str(folder.parent))

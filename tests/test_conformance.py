@@ -49,6 +49,11 @@ def _adapter_class(name: str) -> type[MethodAdapter]:
     return methods().get(name)
 
 
+def _method(name: str) -> str | MethodAdapter:
+    """What `run_method` takes: a registered name, or the template's adapter (not registered)."""
+    return _adapter_class(name)() if name == TEMPLATE_NAME else name
+
+
 @pytest.mark.parametrize("name", [*METHODS, TEMPLATE_NAME])
 def test_constructor_only_stores_settings(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -61,8 +66,7 @@ def test_constructor_only_stores_settings(name, tmp_path, monkeypatch):
 @pytest.mark.parametrize("name", [*METHODS, TEMPLATE_NAME])
 def test_method_runs_end_to_end_on_the_smoke_profile(name, head_dataset, run_root):
     run_root = run_root / "conformance"
-    method = _adapter_class(name)() if name == TEMPLATE_NAME else name
-    result = run_method(method, head_dataset, "smoke", run_root, folds=[0], progress=False)
+    result = run_method(_method(name), head_dataset, "smoke", run_root, folds=[0], progress=False)
     fold = result.folds[0]
     val = [c.id for c in fold_cases(head_dataset, _split(head_dataset), 0).val]
     assert fold.trained_now and fold.train_s > 0
@@ -83,8 +87,7 @@ def test_method_runs_end_to_end_on_the_smoke_profile(name, head_dataset, run_roo
     assert sorted(set(table["case"])) == sorted(val)
 
     # A rerun finds everything done: nothing is trained or predicted again.
-    method = _adapter_class(name)() if name == TEMPLATE_NAME else name
-    again = run_method(method, head_dataset, "smoke", run_root, folds=[0], progress=False)
+    again = run_method(_method(name), head_dataset, "smoke", run_root, folds=[0], progress=False)
     assert not again.folds[0].trained_now and again.folds[0].predicted == []
 
     # A fresh adapter reloads the fold from disk and reproduces the probabilities.
