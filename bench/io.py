@@ -216,8 +216,10 @@ def read_json_object(path: str | Path, missing: str = "file is missing") -> dict
         raise InputError(missing, file=path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"is not valid JSON ({error})", file=path) from error
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        # ValueError: JSONDecodeError, and integers past Python's 4,300-digit limit.
+        detail = (str(error) or type(error).__name__).splitlines()[0][:200]
+        raise InputError(f"is not valid JSON ({detail})", file=path) from error
     if not isinstance(data, dict):
         raise InputError("must hold a JSON object", file=path)
     return data

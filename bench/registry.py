@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,8 @@ SUBMISSION_MANIFEST = "submission.toml"
 # for the same ones, so a manifest the registry accepts is never one the check refuses.
 SUBMISSION_REQUIRED = ("name", "authors", "contact", "description", "license", "kind", "entry")
 SUBMISSION_KINDS = ("adapter", "predictions")
+# The results schema's rule for names (`bench.results`): a name becomes part of file names.
+SUBMISSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass
@@ -145,6 +148,13 @@ def read_submission_manifest(folder: Path) -> SubmissionManifest:
     if missing:  # every missing field at once, not one per round
         raise InputError(f"missing required field(s): {', '.join(missing)}", file=path)
     kind, entry = str(data["kind"]), str(data["entry"])
+    name = str(data["name"])
+    if not SUBMISSION_NAME.fullmatch(name) or "__" in name:
+        raise InputError(
+            f"name {name!r} must be letters, digits, '.', '_' or '-', starting with a letter or "
+            "digit (no '__'): it names files and leaderboard rows",
+            file=path,
+        )
     if kind not in SUBMISSION_KINDS:
         raise InputError(f"kind {kind!r} must be one of {SUBMISSION_KINDS}", file=path)
     if kind == "adapter":
@@ -159,7 +169,7 @@ def read_submission_manifest(folder: Path) -> SubmissionManifest:
     authors = data["authors"] if isinstance(data["authors"], list) else [data["authors"]]
     return SubmissionManifest(
         folder=folder,
-        name=str(data["name"]),
+        name=name,
         authors=[str(a) for a in authors],
         contact=str(data["contact"]),
         description=str(data["description"]),

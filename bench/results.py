@@ -234,8 +234,9 @@ def load_results(path: str | Path) -> Results:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
         raise BenchError(f"{path}: results file not found") from error
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise BenchError(f"{path}: not valid JSON ({error})") from error
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        # ValueError: JSONDecodeError, and integers past Python's 4,300-digit limit.
+        raise BenchError(f"{path}: not valid JSON ({_first_line(error)})") from error
     if not isinstance(raw, dict):
         raise BenchError(f"{path}: a results file holds a JSON object")
     version = raw.get("schema_version")
@@ -243,6 +244,8 @@ def load_results(path: str | Path) -> Results:
         raise BenchError(f"{path}: schema version {version!r}, this harness reads {SCHEMA_VERSION}")
     try:
         results = from_json(raw, Results)
+    except RecursionError as error:
+        raise BenchError(f"{path}: does not follow the results schema (nested too deep)") from error
     except SchemaError as error:
         raise BenchError(f"{path}: does not follow the results schema: {error}") from error
     problems = _provenance_problems(
@@ -258,6 +261,11 @@ def load_results(path: str | Path) -> Results:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise BenchError(f"{path}: {problems[0]}{more}")
     return results
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return text.splitlines()[0][:200]
 
 
 def _provenance_problems(
@@ -306,14 +314,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _short(value: Any) -> str:
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**40 else "a huge integer"
+    return text if len(text) <= 80 else f"{text[:77]}..."
+
+
 def _number(value: Any) -> float:
     if value is None:
         return math.nan
     if value in ("inf", "-inf"):
         return float(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"a metric value must be a number or null, got {value!r}")
-    return float(value)
+        raise ValueError(f"a metric value must be a number or null, got {_short(value)}")
+    try:
+        return float(value)
+    except OverflowError:  # an integer past float's range
+        raise ValueError(f"expected a number, got {_short(value)}") from None
 
 
 # --- JSON codec: dataclasses <-> plain JSON, checked against the type hints ---------------
@@ -363,10 +379,10 @@ def from_json(value: Any, hint: Any, where: str = "") -> Any:
         try:
             return _number(value)
         except ValueError:
-            raise SchemaError(f"{here}: expected a number, got {value!r}") from None
+            raise SchemaError(f"{here}: expected a number, got {_short(value)}") from None
     if hint in (int, str, bool):
         if type(value) is not hint:
-            raise SchemaError(f"{here}: expected {hint.__name__}, got {value!r}")
+            raise SchemaError(f"{here}: expected {hint.__name__}, got {_short(value)}")
         return value
     if origin is tuple:
         if not isinstance(value, list):

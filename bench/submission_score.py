@@ -9,6 +9,7 @@ unless the manifest names one, so the leaderboard never ranks it next to another
 
 from __future__ import annotations
 
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,27 @@ DEFAULT_PROFILE = "submitted"
 class ScoreOutcome:
     results_path: Path
     text: str
+
+
+def check_plain_files(submission: Path, folder: Path) -> None:
+    """The predictions folder lies inside the submission and holds files of its own: a
+    symlink or a hard link could hand in a file the submission never made (a label)."""
+    if folder.is_symlink() or not folder.resolve().is_relative_to(Path(submission).resolve()):
+        raise InputError("the predictions folder must lie inside the submission", file=folder)
+    for sub in (folder, folder / "probabilities"):
+        if sub.is_symlink():
+            raise InputError("is a symbolic link: keep the files themselves here", file=sub)
+        if not sub.is_dir():
+            continue
+        for entry in sorted(sub.iterdir()):
+            info = entry.lstat()
+            if stat.S_ISLNK(info.st_mode):
+                raise InputError("is a symbolic link: submit the mask itself", file=entry)
+            if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+                raise InputError(
+                    f"is a hard link ({info.st_nlink} names): submit a copy of its own",
+                    file=entry,
+                )
 
 
 def check_predictions(dataset: Dataset, folder: Path, case_ids: list[str]) -> None:
@@ -70,6 +92,7 @@ def score_predictions(submission: Path, dataset: Dataset, out_dir: Path) -> Scor
         raise InputError(f"entry {manifest.entry!r} is not a folder of predictions", file=folder)
     split = load_split(dataset)
     validated = sorted({case for fold in split["folds"] for case in fold["val"]})
+    check_plain_files(Path(submission), folder)
     check_predictions(dataset, folder, validated)
     per_case = score_study(  # only the validated cases: extra scans are never predicted
         dataset,

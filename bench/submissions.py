@@ -108,11 +108,14 @@ def check_submission(folder: Path, timeout_s: int = CHECK_TIMEOUT_S) -> CheckRep
     manifest = validate_manifest(folder)
     check_unique_name(manifest)
     if manifest.kind == "predictions":
+        from bench.submission_score import check_plain_files
+
         predictions = folder / manifest.entry
         if not predictions.is_dir():
             raise InputError(
                 f"entry {manifest.entry!r} is not a folder of predictions", file=folder
             )
+        check_plain_files(folder, predictions)
         return CheckReport(folder, manifest.name, manifest.kind)
     with tempfile.TemporaryDirectory(prefix="bench-check-") as scratch:
         report = Path(scratch) / "report.json"

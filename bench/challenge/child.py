@@ -1,11 +1,13 @@
-"""The submission's side of the challenge: `python -m bench.challenge.child SPEC` in the sandbox.
+"""The submission's side of the challenge: `python -m bench.challenge.child` in the sandbox.
 
-It knows only what the spec tells it (the submission folder, the model folder, the case ids,
-`input/` and `output/` relative to its working directory) and reports progress as JSON lines
-on the pipe it finds as stdout; its own stdout is then pointed at stderr, so nothing the
-submission prints can pass for an event. Cases run one at a time through the common runner
-(`bench.runner.predict_cases`), so each case's latency is its own and its outputs are those
-`bench run` would write. An exception in one case is reported and the next case runs.
+It reads its spec (the submission folder, the model folder, the profile) as the first line of
+its stdin, then one case id per line, each handed over by the parent once that case's image
+is in `input/`; it answers each with `case_done` or `case_error` on the pipe it finds as
+stdout, and ends when stdin closes. Its own stdout is then pointed at stderr, so nothing the
+submission prints can pass for an event, and fd 0 at /dev/null. No path the child could
+change is ever read or written by the parent: the spec travels on the pipe, not in a file.
+Cases run through the common runner (`bench.runner.predict_cases`), so a case's outputs are
+those `bench run` would write. An exception in one case is reported and the next case runs.
 """
 
 from __future__ import annotations
@@ -17,13 +19,11 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-SPEC_NAME = "spec.json"
 INPUT_DIR = "input"
 OUTPUT_DIR = "output"
 
 
-def write_spec(
-    sandbox: Path,
+def spec(
     *,
     submission: Path,
     entry: str,
@@ -32,9 +32,9 @@ def write_spec(
     profile: str,
     device: str,
     threads: int | None,
-    cases: list[str],
-) -> Path:
-    spec = {
+) -> dict[str, Any]:
+    """What the child needs to start, sent as the first line of its stdin."""
+    return {
         "submission": str(submission),
         "entry": entry,
         "model": str(model),
@@ -42,11 +42,7 @@ def write_spec(
         "profile": profile,
         "device": device,
         "threads": threads,
-        "cases": cases,
     }
-    path = sandbox / SPEC_NAME
-    path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
-    return path
 
 
 class Events:
@@ -91,7 +87,7 @@ def _warm_up(device: str, threads: int | None) -> None:
         best_thread_count()
 
 
-def run(spec: dict[str, Any], events: Events) -> int:
+def run(spec: dict[str, Any], events: Events, cases: TextIO) -> int:
     started = time.perf_counter()
     try:
         predictor, profile = _load(spec)
@@ -106,7 +102,8 @@ def run(spec: dict[str, Any], events: Events) -> int:
         return 1
     events.emit("ready", load_s=time.perf_counter() - started)
     output = Path(OUTPUT_DIR)
-    for case in spec["cases"]:
+    for line in cases:
+        case = str(json.loads(line)["case"])
         events.emit("case_start", case=case)
         try:
             summary = predict_cases(
@@ -124,14 +121,20 @@ def run(spec: dict[str, Any], events: Events) -> int:
     return 0
 
 
-def main(argv: list[str]) -> int:
-    # The event pipe is the stdout we were given; from here on stdout is stderr.
+def main() -> int:
+    # The event pipe is the stdout we were given; from here on stdout is stderr. The case
+    # pipe is the stdin we were given; from here on stdin is empty.
     events = Events(os.fdopen(os.dup(1), "w", encoding="utf-8"))
+    cases = os.fdopen(os.dup(0), "r", encoding="utf-8")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    return run(spec, events)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+    spec = json.loads(cases.readline())
+    return run(spec, events, cases)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -1,10 +1,11 @@
 """`bench challenge predict`: a submission's predictor, run blind on images only.
 
-The parent copies the images (and nothing else of the dataset) into a fresh sandbox folder,
-starts the child there (`bench.challenge.child`) inside the strongest sandbox the platform
-allows (`bench.challenge.sandbox`), follows it under the limits (`bench.challenge.supervise`),
-restarts it for the remaining cases after a case that hung or crashed it, then takes only
-well-formed `<case>.nii.gz` masks out (`bench.challenge.collect`) and writes the record.
+The parent makes a fresh sandbox folder, starts the child there (`bench.challenge.child`)
+inside the strongest sandbox the platform allows (`bench.challenge.sandbox`) and hands it one
+case at a time under the limits (`bench.challenge.supervise`): the case's image (and nothing
+else of the dataset) goes in, the well-formed `<case>.nii.gz` mask comes out
+(`bench.challenge.collect`) before the next case. After a case that hung or crashed the
+child, a new child runs the remaining cases. Then the record is written.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.challenge import paths, sandbox
-from bench.challenge.child import INPUT_DIR, OUTPUT_DIR, write_spec
+from bench.challenge.cgroup import ChildGroup, make_child_group
+from bench.challenge.child import INPUT_DIR, OUTPUT_DIR, spec
+from bench.challenge.collect import SandboxFolders
 from bench.challenge.record import RECORD_NAME, CaseOutcome, ChallengeRecord, is_memory_error
 from bench.challenge.supervise import (
     DEFAULT_MEMORY_GB,
@@ -35,6 +38,7 @@ from bench.errors import BenchError, InputError
 log = logging.getLogger(__name__)
 
 MODEL_SUBFOLDER = "model"  # where --model defaults to, inside the submission
+CHILD_MODULE = "bench.challenge.child"
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ class ChallengeRun:
     threads: int | None = None  # CPU threads for torch; None: the runner measures the best
     limits: Limits = Limits(DEFAULT_TIME_LIMIT_S_PER_CASE, DEFAULT_STARTUP_S, DEFAULT_MEMORY_GB)
     hide: tuple[Path, ...] = ()
-    require_isolation: bool = False
+    require_isolation: bool = True
 
 
 def image_cases(images: Path) -> dict[str, Path]:
@@ -82,32 +86,46 @@ def prepare_out(out: Path) -> None:
 def predict(run: ChallengeRun) -> ChallengeRecord:
     """Run the submission blind over every image; the record says what happened to each case."""
     from bench.profiles import get_profile
-    from bench.submissions import validate_manifest
+    from bench.submissions import check_unique_name, validate_manifest
 
     manifest = validate_manifest(Path(run.submission))
     if manifest.kind != "adapter":
         raise BenchError(
             f"{run.submission}: kind is {manifest.kind!r}; the challenge runs adapter submissions"
         )
+    check_unique_name(manifest)  # its results file would replace another method's
     model = Path(run.model) if run.model else Path(run.submission) / MODEL_SUBFOLDER
     if not model.is_dir():
         raise InputError("is not a model folder (train with `bench run`, pass --model)", file=model)
     get_profile(run.profile)
     cases = image_cases(Path(run.images))
+    for folder in run.hide:
+        if not Path(folder).is_dir():
+            raise InputError("--hide takes a folder (hide the folder that holds it)", file=folder)
     work = Path(tempfile.mkdtemp(prefix="bench-challenge-"))  # private: mode 0700
+    folders, group = None, None
     try:
         box = work / "sandbox"
         needed = paths.needed_paths(Path(run.submission), model, work)
         hidden = paths.hidden_paths(Path(run.images), run.hide, needed)
         best_effort, notes = paths.best_effort_paths(hidden, needed)
-        prepare_out(Path(run.out))
-        _fill_sandbox(box, cases)
+        folders = _make_sandbox(box)
         plan = sandbox.SandboxPlan(
             box.resolve(), tuple(hidden), tuple(best_effort), sandbox.read_only_mounts(work)
         )
         isolation = sandbox.probe(plan)
         if run.require_isolation and isolation.level != "full":
-            raise BenchError(f"full isolation is required: {'; '.join(isolation.notes)}")
+            raise BenchError(
+                f"full isolation is required: {'; '.join(isolation.notes)} "
+                "(--allow-weaker-isolation runs it anyway, with the labels exposed)"
+            )
+        if run.hide and isolation.level != "full":
+            raise BenchError(
+                f"--hide {run.hide[0]} cannot be honoured: {'; '.join(isolation.notes)}"
+            )
+        prepare_out(Path(run.out))  # only now: a refused run keeps the last run's outputs
+        memory = run.limits.memory_gb
+        group, no_group = make_child_group(int(memory * 2**30) if memory else None)
         record = ChallengeRecord(
             submission=manifest.name,
             submission_folder=str(Path(run.submission).resolve()),
@@ -115,36 +133,56 @@ def predict(run: ChallengeRun) -> ChallengeRecord:
             fold=run.fold,
             profile=run.profile,
             device=run.device,
-            limits=_limits_json(run),
+            limits=_limits_json(run, group, no_group),
             isolation=_isolation_json(isolation, plan, child_env(run, box)),
             cases=[CaseOutcome(case) for case in cases],
             notes=[*isolation.notes, *notes],
         )
-        _run_attempts(run, record, plan, isolation, box, work, model, manifest.entry)
-        _collect(record, box, cases, Path(run.out))
+        feed = _CaseFeed(folders, cases, Path(run.out))
+        _run_attempts(run, record, plan, isolation, box, work, model, manifest.entry, feed, group)
     finally:
+        if group is not None:
+            group.remove()
+        if folders is not None:
+            folders.close()
         _remove(work)
     record.save(Path(run.out))
     return record
 
 
-def _fill_sandbox(box: Path, cases: dict[str, Path]) -> None:
-    """Copies (never links: the child could write through a hardlink) of the images only."""
+def _make_sandbox(box: Path) -> SandboxFolders:
+    """The sandbox's folders, empty; input and output held open before any child runs."""
     for name in (INPUT_DIR, OUTPUT_DIR, "home", "tmp", "cache"):
         (box / name).mkdir(parents=True)
-    for case, image in cases.items():
-        shutil.copyfile(image, box / INPUT_DIR / f"{case}.nii.gz")
+    return SandboxFolders(box / INPUT_DIR, box / OUTPUT_DIR)
 
 
-def _limits_json(run: ChallengeRun) -> dict:
+class _CaseFeed:
+    """Gives the child one case's image (a copy, never a link) and takes its mask out."""
+
+    def __init__(self, folders: SandboxFolders, cases: dict[str, Path], out: Path):
+        self.folders, self.cases, self.out = folders, cases, out
+
+    def give(self, case: str) -> str:
+        return self.folders.give(case, self.cases[case])
+
+    def take(self, case: str) -> str:
+        from bench.io import read_geometry
+
+        expected = read_geometry(self.cases[case], case)
+        return self.folders.take(case, self.out / f"{case}.nii.gz", expected)
+
+
+def _limits_json(run: ChallengeRun, group: ChildGroup | None, no_group: str) -> dict:
     limits = run.limits
     kind = "RLIMIT_DATA" if run.device.startswith("cuda") else "RLIMIT_AS"
     return {
         "time_limit_s_per_case": limits.time_s_per_case,
         "startup_s": limits.startup_s,
-        "overall_s": "startup_s + time_limit_s_per_case x cases in the attempt",
+        "timed_by": "the harness: start-up to ready, each case from hand-over to its answer",
         "memory_gb": limits.memory_gb,
         "memory_rlimit": kind if limits.memory_gb else None,
+        "memory_whole_submission": group.description if group else no_group,
         "max_file_bytes": sandbox.FILE_SIZE_LIMIT_BYTES,
     }
 
@@ -182,6 +220,8 @@ def _run_attempts(
     work: Path,
     model: Path,
     entry: str,
+    feed: _CaseFeed,
+    group: ChildGroup | None,
 ) -> None:
     """Children until every case has an outcome; a new one only after one made progress."""
     outcomes = {c.case: c for c in record.cases}
@@ -189,25 +229,35 @@ def _run_attempts(
     memory = run.limits.memory_gb
     # CUDA reserves far more address space than it uses, so on a GPU the data segment is capped.
     kind = resource.RLIMIT_DATA if run.device.startswith("cuda") else resource.RLIMIT_AS
-    preexec = sandbox.limits(int(memory * 2**30) if memory else None, kind)
+    preexec = sandbox.limits(
+        int(memory * 2**30) if memory else None, kind, group.join if group else None
+    )
     env = child_env(run, box)
-    child = [sys.executable, "-s", "-m", "bench.challenge.child", "spec.json"]
-    command = sandbox.command_for(isolation, plan, child)
+    command = sandbox.command_for(isolation, plan, [sys.executable, "-s", "-m", CHILD_MODULE])
+    start = spec(
+        submission=Path(run.submission).resolve(),
+        entry=entry,
+        model=model.resolve(),
+        fold=run.fold,
+        profile=run.profile,
+        device=run.device,
+        threads=run.threads,
+    )
     while todo:
         number = len(record.attempts)
-        write_spec(
-            box,
-            submission=Path(run.submission).resolve(),
-            entry=entry,
-            model=model.resolve(),
-            fold=run.fold,
-            profile=run.profile,
-            device=run.device,
-            threads=run.threads,
-            cases=todo,
-        )
+        log_path = work / f"child-{number}.log"
         attempt = run_attempt(
-            command, box, env, preexec, todo, run.limits, work / f"child-{number}.log"
+            command,
+            box,
+            env,
+            preexec,
+            start,
+            todo,
+            run.limits,
+            log_path,
+            feed.give,
+            feed.take,
+            group,
         )
         record.attempts.append(attempt.to_json())
         for what, index in dict.fromkeys(attempt.sandbox_notes):
@@ -227,8 +277,20 @@ def _settle(attempt: Attempt, outcomes: dict[str, CaseOutcome], limits: Limits, 
     for case, event in attempt.events.items():
         outcome = outcomes[case]
         outcome.attempt, outcome.latency_s = n, event.latency_s
-        if event.status == "done":
+        if event.oom_killed:
+            outcome.fail(
+                "memory",
+                f"the submission's processes together passed the {limits.memory_gb:g} GB limit "
+                "during this case: the kernel killed one",
+            )
+        elif event.status == "done" and not event.taken:
             outcome.status, outcome.runner = "ok", event.runner
+        elif event.status == "done" and event.taken == "missing":
+            outcome.fail("missing", "no <case>.nii.gz in the output folder")
+        elif event.status == "done":
+            outcome.fail("malformed", event.taken.removeprefix("malformed: "))
+        elif event.status == "not_given":
+            outcome.fail("error", event.error)
         elif event.status == "error":
             message = f"{event.error_type}: {event.error}" if event.error else event.error_type
             if is_memory_error(event.error_type, event.error):
@@ -237,9 +299,6 @@ def _settle(attempt: Attempt, outcomes: dict[str, CaseOutcome], limits: Limits, 
                 outcome.fail("error", f"the submission raised {message}")
         elif attempt.stopped == "case":
             outcome.fail("timeout", f"took longer than the {limits.time_s_per_case:g} s limit")
-        elif attempt.stopped:
-            total = limits.overall_s(len(attempt.cases))
-            outcome.fail("timeout", f"the run passed its overall limit of {total:g} s")
         else:
             outcome.fail("crashed", f"the process ended ({attempt.exit}) during this case")
     return bool(attempt.events)
@@ -248,42 +307,26 @@ def _settle(attempt: Attempt, outcomes: dict[str, CaseOutcome], limits: Limits, 
 def _not_run(outcome: CaseOutcome, attempt: Attempt, limits: Limits) -> None:
     if attempt.stopped == "startup":
         reason = f"start-up (import and model loading) took longer than {limits.startup_s:g} s"
-    elif attempt.stopped == "overall":
-        reason = f"the run passed its overall limit of {limits.overall_s(len(attempt.cases)):g} s"
     elif attempt.startup_error:
         reason = f"the submission failed to start: {attempt.startup_error}"
         if is_memory_error(attempt.startup_error.split(":")[0], attempt.startup_error):
             outcome.fail("memory", f"memory limit of {limits.memory_gb:g} GB: {reason}")
             return
-    elif attempt.finished:
-        outcome.fail("missing", "the submission's process skipped this case")
-        return
     else:
         reason = f"the process ended ({attempt.exit}) before it was ready"
     outcome.fail("not_run", reason)
 
 
-def _collect(record: ChallengeRecord, box: Path, cases: dict[str, Path], out: Path) -> None:
-    from bench.challenge.collect import take_mask
-    from bench.io import read_geometry
-
-    for outcome in record.cases:
-        if outcome.status != "ok":
-            continue
-        source = box / OUTPUT_DIR / f"{outcome.case}.nii.gz"
-        expected = read_geometry(cases[outcome.case], outcome.case)
-        problem = take_mask(source, out / f"{outcome.case}.nii.gz", expected, outcome.case)
-        if problem == "missing":
-            outcome.fail("missing", "no <case>.nii.gz in the output folder")
-        elif problem:
-            outcome.fail("malformed", problem.removeprefix("malformed: "))
-
-
 def _remove(work: Path) -> None:
     """Delete the workspace, even folders the child left unreadable."""
 
+    root = work.resolve()
+
     def retry(function, path, _error) -> None:
         try:
+            # chmod follows links: only folders that really lie inside the workspace.
+            if not Path(path).resolve().is_relative_to(root):
+                raise OSError(f"leads outside the workspace: {path}")
             for folder in (Path(path).parent, Path(path)):
                 if folder.is_dir() and not folder.is_symlink():
                     folder.chmod(stat.S_IRWXU)

@@ -11,9 +11,11 @@ Three levels, the strongest the platform allows (probed once per run, recorded):
   child can neither unmount the covers nor remount anything writable. A fresh /proc shows only
   the child's own processes, so `/proc/<pid>/root` of the harness is out of reach, and killing
   the namespace's first process kills every process the child started.
-- `network`: only `unshare --net --map-root-user` works: no network, but the filesystem is
-  the organiser's (labels are then protected only by file permissions).
-- `none`: no namespaces at all (e.g. macOS): the record says so.
+- `network`: only `unshare --net --pid --map-root-user` works: no network and a PID namespace
+  (every process the child starts dies with it), but the filesystem is the organiser's
+  (labels are then protected only by file permissions).
+- `none`: no namespaces at all (e.g. macOS): the record says so. The child gets its own
+  process group, but a descendant that starts a session of its own outlives the run.
 
 The environment is rebuilt from nothing (no BENCH_*, nnU-Net or dataset paths leak in), and
 the memory limit is an rlimit set between fork and exec.
@@ -21,6 +23,7 @@ the memory limit is an rlimit set between fork and exec.
 
 from __future__ import annotations
 
+import json
 import resource
 import shlex
 import shutil
@@ -28,6 +31,8 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from bench.errors import BenchError
 
 # Mount points the sandbox replaces rather than remounts read-only.
 _REPLACED = ("/proc", "/dev/shm")
@@ -39,6 +44,8 @@ _KEPT_FLAGS = ("nosuid", "nodev", "noexec", "noatime", "nodiratime", "relatime",
 SHM_SIZE = "256m"
 FILE_SIZE_LIMIT_BYTES = 4 << 30  # no single file the child writes may exceed this
 PROBE_TIMEOUT_S = 20
+HIDDEN_EXIT = 97  # the setup script's exit code when a hidden folder cannot be covered
+HIDDEN_FAILED = "hidden: "
 
 
 @dataclass(frozen=True)
@@ -122,11 +129,13 @@ def setup_script(plan: SandboxPlan) -> str:
     for index, mount in enumerate(plan.read_only):
         options = ",".join(("remount", "bind", "ro", *mount.flags))
         lines.append(f"mount -o {options} {q(mount.point)} 2>/dev/null || note read_only {index}")
-    cover = "mount -t tmpfs -o ro,nosuid,nodev,noexec,size=4k,mode=000 bench-hidden"
+    # The source name is the generic "tmpfs": the child's mount list shows where the covers
+    # are (that cannot be hidden), not which of its tmpfs mounts hide something.
+    cover = "mount -t tmpfs -o ro,nosuid,nodev,noexec,size=4k,mode=000 tmpfs"
     for index, path in enumerate(plan.best_effort):
         lines.append(f"{cover} {q(str(path))} 2>/dev/null || note best_effort {index}")
     for index, path in enumerate(plan.hidden):
-        lines.append(f"{cover} {q(str(path))} || {{ note hidden {index}; exit 97; }}")
+        lines.append(f"{cover} {q(str(path))} || {{ note hidden {index}; exit {HIDDEN_EXIT}; }}")
     lines += [
         f"cd {q(str(plan.sandbox))} || exit 96",  # the bind mount, not the folder beneath it
         'exec unshare --user --map-user=65534 --map-group=65534 --mount -- "$@"',
@@ -155,7 +164,15 @@ def full_prefix(plan: SandboxPlan) -> list[str]:
 
 
 def network_prefix() -> list[str]:
-    return [shutil.which("unshare") or "unshare", "--net", "--map-root-user", "--"]
+    return [
+        shutil.which("unshare") or "unshare",
+        "--net",
+        "--map-root-user",
+        "--pid",
+        "--fork",
+        "--kill-child=SIGKILL",
+        "--",
+    ]
 
 
 def probe(plan: SandboxPlan) -> Isolation:
@@ -171,6 +188,8 @@ def probe(plan: SandboxPlan) -> Isolation:
     full = _try([*full_prefix(plan), "true"], plan)
     if full is None:
         return Isolation("full")
+    if full.startswith(HIDDEN_FAILED):  # never a quiet downgrade that leaves it visible
+        raise BenchError(f"cannot hide {full.removeprefix(HIDDEN_FAILED)}")
     net = _try([*network_prefix(), "true"], plan)
     fs_note = f"filesystem isolation unavailable: {full}"
     if net is None:
@@ -194,6 +213,15 @@ def _try(command: list[str], plan: SandboxPlan) -> str | None:
     if result.returncode == 0:
         return None
     detail = (result.stderr.strip().splitlines() or [f"exit code {result.returncode}"])[-1]
+    if result.returncode == HIDDEN_EXIT:
+        for line in result.stdout.splitlines():
+            try:
+                note = json.loads(line)
+            except ValueError:
+                continue
+            index = note.get("index") if isinstance(note, dict) else None
+            if note.get("what") == "hidden" and isinstance(index, int) and index < len(plan.hidden):
+                return f"{HIDDEN_FAILED}{plan.hidden[index]}: {detail}"
     return f"`unshare` failed: {detail}"
 
 
@@ -219,10 +247,15 @@ def minimal_env(sandbox: Path, extra: dict[str, str] | None = None) -> dict[str,
     return {**env, **(extra or {})}
 
 
-def limits(memory_bytes: int | None, resource_kind: int) -> Callable[[], None]:
-    """A `preexec_fn`: the memory rlimit, a file-size cap and no core dumps, inherited by all."""
+def limits(
+    memory_bytes: int | None, resource_kind: int, join: Callable[[], None] | None = None
+) -> Callable[[], None]:
+    """A `preexec_fn`: the memory rlimit, a file-size cap and no core dumps, inherited by all,
+    and joining the run's cgroup (`join`) where there is one."""
 
     def apply() -> None:
+        if join is not None:
+            join()
         if memory_bytes is not None:
             resource.setrlimit(resource_kind, (memory_bytes, memory_bytes))
         resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT_BYTES, FILE_SIZE_LIMIT_BYTES))

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from bench.challenge.record import RECORD_FORMAT, RECORD_NAME
+from bench.challenge.record import RECORD_FORMAT, RECORD_NAME, STATUSES
 from bench.data.dataset import Dataset
 from bench.errors import InputError
 
@@ -31,17 +33,65 @@ class ChallengeScore:
     empty_cases: tuple[str, ...]
 
 
-def read_record(predictions: Path) -> dict:
+def read_record(predictions: Path, allow_weaker_isolation: bool = False) -> dict:
+    """The record, checked field by field: it is read back from a folder others could edit."""
+    from bench.io import read_json_object
+
     path = predictions / RECORD_NAME
-    if not path.is_file():
-        raise InputError(f"no {RECORD_NAME}: run `bench challenge predict` first", file=predictions)
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise InputError(f"is not valid JSON ({error})", file=path) from error
-    if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
-        raise InputError(f"is not a challenge record ({RECORD_FORMAT})", file=path)
+    record = read_json_object(path, f"no {RECORD_NAME}: run `bench challenge predict` first")
+    problem = record_problem(record)
+    if problem:
+        raise InputError(f"is not a valid challenge record ({RECORD_FORMAT}): {problem}", file=path)
+    level = record.get("isolation", {}).get("level")
+    if level != "full" and not allow_weaker_isolation:
+        raise InputError(
+            f"the predictions were made at isolation level {level!r}, not 'full': the submission "
+            "may have read the labels (pass --allow-weaker-isolation to score them anyway)",
+            file=path,
+        )
     return record
+
+
+def record_problem(record: dict) -> str:
+    """What makes `record` unusable for scoring, or ""."""
+    if record.get("format") != RECORD_FORMAT:
+        return f"format is {_short(record.get('format'))}"
+    for key in ("submission", "profile"):
+        if not isinstance(record.get(key), str) or not record[key]:
+            return f"{key} must be a non-empty string"
+    if not isinstance(record.get("isolation"), dict):
+        return "isolation must be an object"
+    cases = record.get("cases")
+    if not isinstance(cases, list) or not cases:
+        return "cases must be a non-empty list"
+    seen: set[str] = set()
+    for index, case in enumerate(cases):
+        if not isinstance(case, dict) or not isinstance(case.get("case"), str):
+            return f"cases[{index}] must be an object with a string 'case'"
+        if case["case"] in seen:
+            return f"case {case['case']!r} is listed twice"
+        seen.add(case["case"])
+        if case.get("status") not in STATUSES:
+            return f"cases[{index}].status must be one of {', '.join(STATUSES)}"
+        if not _number_or_none(case.get("latency_s")):
+            return f"cases[{index}].latency_s must be a number or null"
+    attempts = record.get("attempts", [])
+    if not isinstance(attempts, list) or not all(isinstance(a, dict) for a in attempts):
+        return "attempts must be a list of objects"
+    if not all(_number_or_none(a.get("peak_rss_mb")) for a in attempts):
+        return "attempts[].peak_rss_mb must be a number or null"
+    return ""
+
+
+def _number_or_none(value: Any) -> bool:
+    if value is None:
+        return True
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if not isinstance(value, int) else "an integer"
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def cases_sha256(cases: list[str]) -> str:
@@ -71,7 +121,11 @@ def _scoring_folder(
 
 
 def score_challenge(
-    dataset: Dataset, predictions: Path, out: Path | None = None, missing_as_empty: bool = False
+    dataset: Dataset,
+    predictions: Path,
+    out: Path | None = None,
+    missing_as_empty: bool = False,
+    allow_weaker_isolation: bool = False,
 ) -> ChallengeScore:
     """Score `predictions` (a `bench challenge predict` output folder) and write the results."""
     from tabulate import tabulate
@@ -84,7 +138,7 @@ def score_challenge(
     from bench.stats.tables import table2
 
     predictions = Path(predictions)
-    record = read_record(predictions)
+    record = read_record(predictions, allow_weaker_isolation)
     cases = [str(c["case"]) for c in record["cases"]]
     known = {c.id for c in dataset.cases}
     unknown = [c for c in cases if c not in known]

@@ -1,11 +1,14 @@
-"""One attempt: start the sandboxed child, follow its events, enforce the time limits.
+"""One attempt: start the sandboxed child, hand it one case at a time, time it, enforce limits.
 
-The time limit is per case, measured by the parent from the child's progress events (the
-clock of case k starts when its `case_start` arrives), plus a start-up allowance for importing
-the submission and loading the model. Because a child could forge progress, a hard overall
-limit also applies: start-up allowance + per-case limit x cases in the attempt. A child that
-passes a limit is killed with its whole process group (and, in the full sandbox, its PID
-namespace, which takes every process it started with it).
+The parent owns every clock. The child receives its spec and then one case per line on its
+stdin; a case's image is put into the sandbox only when that case is handed over, so nothing
+can be computed ahead of the clock. A case's latency runs from handing it over to the child's
+`case_done` (or `case_error`) for that very case, and its mask is taken out before the next
+case is handed over. Events only say *that* something happened: a forged or early event can
+only make the submission's own case fail or look slower, never faster. Start-up runs from
+the start of the process to its `ready` event. A child that passes a limit is killed with its
+whole process group (and, in the sandbox, its PID namespace, which takes every process it
+started with it).
 """
 
 from __future__ import annotations
@@ -23,12 +26,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.challenge.cgroup import ChildGroup
+
 MAX_EVENT_BYTES = 1 << 16  # a longer line is not an event
 STDERR_TAIL_BYTES = 8000
 POLL_S = 0.05
+FINISH_GRACE_S = 10.0  # after the last case, the child must exit within this
 DEFAULT_TIME_LIMIT_S_PER_CASE = 600.0
 DEFAULT_STARTUP_S = 300.0
 DEFAULT_MEMORY_GB = 16.0  # address space: importing torch alone reserves about 4 GB
+
+# Hands a case's image to the child (returns why it could not, or ""); takes a case's mask
+# out of the sandbox (returns "" when taken, "missing", or "malformed: <why>").
+Give = Callable[[str], str]
+Take = Callable[[str], str]
 
 
 @dataclass(frozen=True)
@@ -37,20 +48,20 @@ class Limits:
     startup_s: float
     memory_gb: float | None
 
-    def overall_s(self, n_cases: int) -> float:
-        return self.startup_s + self.time_s_per_case * n_cases
-
 
 @dataclass
 class CaseEvent:
-    """What the child said about one case, timed by the parent."""
+    """One case of an attempt, timed by the parent from hand-over to the child's answer."""
 
-    status: str = "started"  # "started", "done" or "error"
+    status: str = "started"  # "started", "done", "error" or "not_given"
     started: float | None = None
     finished: float | None = None
-    runner: dict[str, Any] = field(default_factory=dict)
+    runner: dict[str, Any] = field(default_factory=dict)  # the child's own account
     error_type: str = ""
     error: str = ""
+    taken: str = ""  # what taking the mask out found ("" when it was taken)
+    oom_before: int = 0  # the cgroup's OOM kills when the case was handed over
+    oom_killed: bool = False  # the cgroup's OOM killer struck while the case ran
 
     @property
     def latency_s(self) -> float | None:
@@ -63,11 +74,11 @@ class CaseEvent:
 class Attempt:
     cases: list[str]
     ready: bool = False
-    load_s: float | None = None
+    load_s: float | None = None  # parent-timed: process start to `ready`
     startup_error: str = ""
-    finished: bool = False
-    stopped: str = ""  # "startup", "case" or "overall": which limit killed the child
-    current: str | None = None  # the case in progress (when the child stopped, if it did)
+    finished: bool = False  # every case was handed over and answered
+    stopped: str = ""  # "startup" or "case": which limit killed the child
+    current: str | None = None  # the case handed over and not yet answered
     current_started: float | None = None
     events: dict[str, CaseEvent] = field(default_factory=dict)
     sandbox_notes: list[tuple[str, int]] = field(default_factory=list)
@@ -80,7 +91,7 @@ class Attempt:
         return {
             "cases": self.cases,
             "ready": self.ready,
-            "load_s": self.load_s,
+            "load_s": None if self.load_s is None else round(self.load_s, 3),
             "startup_error": self.startup_error,
             "finished": self.finished,
             "stopped_by_limit": self.stopped or None,
@@ -106,44 +117,142 @@ def _read_events(stream, out: queue.Queue) -> None:
     out.put((time.monotonic(), None))
 
 
+class _Driver:
+    """The parent's side of the protocol: hand over cases one by one, as answers arrive."""
+
+    def __init__(
+        self,
+        process: subprocess.Popen,
+        attempt: Attempt,
+        give: Give,
+        take: Take,
+        started: float,
+        group: ChildGroup | None,
+    ) -> None:
+        self.process, self.attempt, self.give, self.take = process, attempt, give, take
+        self.started, self.group = started, group
+        self.todo = list(attempt.cases)
+        self.closed_at: float | None = None
+
+    def send(self, message: dict[str, Any]) -> bool:
+        try:
+            self.process.stdin.write((json.dumps(message) + "\n").encode("utf-8"))
+            self.process.stdin.flush()
+        except (OSError, ValueError):  # the child is gone or closed its end
+            return False
+        return True
+
+    def close(self) -> None:
+        if self.closed_at is None:
+            self.closed_at = time.monotonic()
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+
+    def next_case(self) -> None:
+        """Hand over the next case whose image could be put into the sandbox."""
+        attempt = self.attempt
+        while self.todo:
+            case = self.todo.pop(0)
+            record = attempt.events.setdefault(case, CaseEvent())
+            problem = self.give(case)
+            if problem:
+                record.status, record.error = "not_given", problem
+                continue
+            record.oom_before = self.group.oom_kills() if self.group else 0
+            record.started = time.monotonic()
+            attempt.current, attempt.current_started = case, record.started
+            if not self.send({"case": case}):
+                self.close()
+            return
+        attempt.finished = True
+        self.close()
+
+    def note_oom(self, record: CaseEvent) -> None:
+        if self.group and self.group.oom_kills() > record.oom_before:
+            record.oom_killed = True
+
+    def apply(self, event: dict[str, Any], arrived: float) -> None:
+        """One event; anything but an answer about the case in hand only informs."""
+        attempt, kind = self.attempt, event["event"]
+        if kind == "sandbox_note":
+            index = event.get("index")
+            attempt.sandbox_notes.append(
+                (str(event.get("what")), index if isinstance(index, int) else -1)
+            )
+        elif kind == "ready" and not attempt.ready:
+            attempt.ready, attempt.load_s = True, arrived - self.started
+            self.next_case()
+        elif kind == "startup_error" and not attempt.ready:
+            attempt.startup_error = _one_line(event)
+        elif (
+            kind in ("case_done", "case_error")
+            and event.get("case") == attempt.current
+            and arrived >= attempt.current_started  # not an answer sent before the question
+        ):
+            case = attempt.current
+            record = attempt.events[case]
+            record.finished = arrived
+            self.note_oom(record)
+            attempt.current, attempt.current_started = None, None
+            if kind == "case_done":
+                runner = event.get("runner")
+                record.status, record.runner = "done", runner if isinstance(runner, dict) else {}
+                record.taken = self.take(case)
+            else:
+                record.status = "error"
+                record.error_type = str(event.get("error_type", ""))[:100]
+                record.error = str(event.get("error", ""))[:500]
+            self.next_case()
+
+
 def run_attempt(
     command: Sequence[str],
     cwd: Path,
     env: dict[str, str],
     preexec: Callable[[], None],
+    spec: dict[str, Any],
     cases: list[str],
     limits: Limits,
     log_path: Path,
+    give: Give,
+    take: Take,
+    group: ChildGroup | None = None,
 ) -> Attempt:
-    """Run the child once over `cases`; never raises for anything the child does."""
+    """Run the child once over `cases`; never raises for anything the child does.
+
+    With a cgroup (`group`, which the child joined in `preexec`), the OOM killer's strikes
+    are charged to the case in hand, and every process left in the group is killed at the
+    end, whatever the isolation level."""
     attempt = Attempt(list(cases))
-    expected = set(cases)
     started = time.monotonic()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             list(command),
             cwd=cwd,
             env=env,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
             preexec_fn=preexec,
             start_new_session=True,  # its own process group, killed as one
         )
+    driver = _Driver(process, attempt, give, take, started, group)
     events: queue.Queue = queue.Queue()
     reader = threading.Thread(target=_read_events, args=(process.stdout, events), daemon=True)
     reader.start()
     try:
-        _follow(process, attempt, events, expected, limits, started)
+        if not driver.send(spec):
+            driver.close()
+        _follow(process, driver, events, limits)
     except BaseException:  # e.g. Ctrl-C in the parent: the child must not outlive it
         _kill(process)
         process.wait()
         raise
+    finally:
+        driver.close()
+        if group:
+            group.kill_all()
     reader.join(timeout=2.0)
-    while not events.empty():  # events written just before the exit
-        arrived, event = events.get_nowait()
-        if event is not None:
-            _apply(attempt, event, arrived, expected)
     process.stdout.close()
     attempt.wall_s = time.monotonic() - started
     attempt.stderr_tail = _tail(log_path)
@@ -151,60 +260,32 @@ def run_attempt(
 
 
 def _follow(
-    process: subprocess.Popen,
-    attempt: Attempt,
-    events: queue.Queue,
-    expected: set[str],
-    limits: Limits,
-    started: float,
+    process: subprocess.Popen, driver: _Driver, events: queue.Queue, limits: Limits
 ) -> None:
     """Apply events as they come and kill the child at a limit, until it has exited."""
+    attempt = driver.attempt
     while True:
         try:
             arrived, event = events.get(timeout=POLL_S)
         except queue.Empty:
             event = None
         if event is not None:
-            _apply(attempt, event, arrived, expected)
-        limit = _passed_limit(attempt, limits, started, time.monotonic())
+            driver.apply(event, arrived)
+        now = time.monotonic()
+        limit = _passed_limit(attempt, limits, driver.started, now)
         if limit:
             attempt.stopped = limit
             _kill(process)
+        elif driver.closed_at is not None and now - driver.closed_at > FINISH_GRACE_S:
+            _kill(process)  # done with every case but lingering: not a case's failure
         if _reaped(process, attempt) is not None:
+            while not events.empty():  # answers written just before the exit
+                arrived, event = events.get_nowait()
+                if event is not None:
+                    driver.apply(event, arrived)
+            if attempt.current is not None:  # the case it died in
+                driver.note_oom(attempt.events[attempt.current])
             return
-
-
-def _apply(attempt: Attempt, event: dict[str, Any], arrived: float, expected: set[str]) -> None:
-    """Update the attempt with one event (events about unexpected cases are ignored)."""
-    kind, case = event["event"], event.get("case")
-    if kind == "sandbox_note":
-        index = event.get("index")
-        attempt.sandbox_notes.append(
-            (str(event.get("what")), index if isinstance(index, int) else -1)
-        )
-    elif kind == "ready":
-        attempt.ready = True
-        load_s = event.get("load_s")
-        attempt.load_s = float(load_s) if isinstance(load_s, int | float) else None
-    elif kind == "startup_error":
-        attempt.startup_error = _one_line(event)
-    elif kind == "finished":
-        attempt.finished = True
-        attempt.current, attempt.current_started = None, None
-    elif case in expected and attempt.ready:
-        record = attempt.events.setdefault(case, CaseEvent())
-        if kind == "case_start" and record.started is None:
-            record.started = arrived
-            attempt.current, attempt.current_started = case, arrived
-        elif kind in ("case_done", "case_error") and record.status == "started":
-            record.finished = arrived
-            record.status = "done" if kind == "case_done" else "error"
-            runner = event.get("runner")
-            record.runner = runner if kind == "case_done" and isinstance(runner, dict) else {}
-            record.error_type = str(event.get("error_type", ""))[:100]
-            record.error = str(event.get("error", ""))[:500]
-            if attempt.current == case:
-                attempt.current, attempt.current_started = None, None
 
 
 def _one_line(event: dict[str, Any]) -> str:
@@ -213,8 +294,6 @@ def _one_line(event: dict[str, Any]) -> str:
 
 
 def _passed_limit(attempt: Attempt, limits: Limits, started: float, now: float) -> str:
-    if now - started > limits.overall_s(len(attempt.cases)):
-        return "overall"
     if not attempt.ready and now - started > limits.startup_s:
         return "startup"
     running = attempt.current_started

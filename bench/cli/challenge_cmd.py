@@ -43,9 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "predict",
         help="run an adapter submission's trained model blind over a folder of images",
         description="Copy only the images into a sandbox, run the submission's predictor "
-        "there (own user, mount, PID and network namespaces where Linux allows; the dataset "
-        "folder covered; a scrubbed environment; per-case time and memory limits) and keep "
-        "only well-formed <case>.nii.gz masks. Writes OUT/challenge_record.json.",
+        "there (own user, mount, PID and network namespaces; the dataset folder covered; a "
+        "scrubbed environment; per-case time and memory limits, timed by the harness) and keep "
+        "only well-formed <case>.nii.gz masks. Writes OUT/challenge_record.json. Refuses to "
+        "run where the full sandbox is unavailable unless --allow-weaker-isolation is given.",
     )
     predict.add_argument("--submission", type=Path, required=True, help="the submission folder")
     predict.add_argument(
@@ -88,12 +89,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         action="append",
         default=[],
-        help="another folder the submission must not see (repeatable)",
+        help="another folder the submission must not see (repeatable; a folder, not a file; "
+        "one that cannot be hidden is an error)",
     )
     predict.add_argument(
-        "--require-isolation",
-        action="store_true",
-        help="refuse to run unless the full sandbox is available",
+        "--allow-weaker-isolation",
+        dest="require_isolation",
+        action="store_false",
+        help="run even where the full sandbox is unavailable (by default that is refused); "
+        "then the submission can read what the organiser's user can read, and at level "
+        "'none' a process it detaches (its own session) outlives the run",
     )
     predict.set_defaults(func=predict_cmd)
     score = actions.add_parser(
@@ -116,6 +121,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--missing-as-empty",
         action="store_true",
         help="score failed cases as empty masks instead of refusing",
+    )
+    score.add_argument(
+        "--allow-weaker-isolation",
+        action="store_true",
+        help="score predictions made below isolation level 'full' (refused by default: the "
+        "submission could read the labels there)",
     )
     score.set_defaults(func=score_cmd)
 
@@ -152,7 +163,11 @@ def score_cmd(args: argparse.Namespace) -> int:
     from bench.data.dataset import load_dataset
 
     outcome = score_challenge(
-        load_dataset(args.dataset), args.predictions, args.out, args.missing_as_empty
+        load_dataset(args.dataset),
+        args.predictions,
+        args.out,
+        args.missing_as_empty,
+        args.allow_weaker_isolation,
     )
     print(outcome.text)
     return 0

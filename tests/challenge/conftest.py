@@ -6,6 +6,7 @@ The honest run is session-scoped: it is the reference every hostile run is compa
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import pytest
 
 from bench.challenge import sandbox
 from bench.challenge.predict import ChallengeRun, predict
-from bench.challenge.record import ChallengeRecord
+from bench.challenge.record import RECORD_FORMAT, ChallengeRecord
 from bench.challenge.supervise import Limits
 from bench.cli import main
 from bench.data.dataset import Dataset
@@ -63,9 +64,28 @@ def run_challenge(
             profile="smoke",
             threads=1,  # no thread-count probe: start-up stays short
             limits=Limits(time_s_per_case, startup_s, memory_gb),
-            hide=hide,
+            # Where the full sandbox is unavailable nothing can be hidden: the tests that
+            # need it say so by taking the `full_isolation` fixture.
+            hide=hide if full_sandbox_here() else (),
+            require_isolation=False,
         )
     )
+
+
+def write_record(folder: Path, case_ids: list[str], **changes) -> Path:
+    """A challenge record as `predict` writes it (full isolation), with `changes` applied."""
+    record = {
+        "format": RECORD_FORMAT,
+        "submission": "given_b",
+        "profile": "smoke",
+        "isolation": {"level": "full"},
+        "cases": [{"case": c, "status": "ok", "latency_s": 1.0} for c in case_ids],
+        "attempts": [],
+        **changes,
+    }
+    path = folder / "challenge_record.json"
+    path.write_text(json.dumps(record), encoding="utf-8")
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -73,12 +93,26 @@ def challenge_dataset(tmp_path_factory) -> Dataset:
     return write_tiny_dataset(tmp_path_factory.mktemp("challenge") / "tiny")
 
 
-@pytest.fixture(scope="session")
-def isolation() -> sandbox.Isolation:
+@functools.cache
+def probe_here() -> sandbox.Isolation:
     with tempfile.TemporaryDirectory() as folder:
         box = Path(folder).resolve()
         plan = sandbox.SandboxPlan(box, (), (), sandbox.read_only_mounts(box))
         return sandbox.probe(plan)
+
+
+def full_sandbox_here() -> bool:
+    return probe_here().level == "full"
+
+
+def weaker_isolation_options() -> list[str]:
+    """The CLI option a test run needs where the full sandbox is unavailable."""
+    return [] if full_sandbox_here() else ["--allow-weaker-isolation"]
+
+
+@pytest.fixture(scope="session")
+def isolation() -> sandbox.Isolation:
+    return probe_here()
 
 
 @pytest.fixture
@@ -103,10 +137,12 @@ def honest_run(challenge_dataset, tmp_path_factory) -> HonestRun:
     model = write_model(root / "model")
     out, results = root / "out", root / "results.json"
     common = ["--profile", "smoke", "--threads", "1", "--startup-s", str(STARTUP_S)]
+    common += weaker_isolation_options()
     predict_argv = ["challenge", "predict", "--submission", str(HONEST), "--model", str(model)]
     images = str(challenge_dataset.root / "images")
     assert main([*predict_argv, "--images", images, "--out", str(out), *common]) == 0
     score_argv = ["challenge", "score", "--dataset", str(challenge_dataset.root)]
+    score_argv += weaker_isolation_options()
     assert main([*score_argv, "--predictions", str(out), "--out", str(results)]) == 0
     record = json.loads((out / "challenge_record.json").read_text(encoding="utf-8"))
     return HonestRun(out, results, record, model)

@@ -22,7 +22,14 @@ from bench.challenge.score import score_challenge
 from bench.data.dataset import case_files, compute_content_sha256
 from bench.io import read_image
 from bench.results import load_results
-from tests.challenge.conftest import SPY, run_challenge, some_images, write_model
+from tests.challenge.conftest import (
+    SPY,
+    full_sandbox_here,
+    run_challenge,
+    some_images,
+    weaker_isolation_options,
+    write_model,
+)
 
 # A child that imports torch and MONAI takes 10-20 s to start on a busy 2-core machine.
 slow = pytest.mark.slow
@@ -103,18 +110,14 @@ def test_the_spy_reads_no_label_writes_nothing_outside_and_reaches_no_network(
     assert list(outside.iterdir()) == []
     assert not Path("/tmp/bench-spy-pwned.txt").exists()
     assert compute_content_sha256(root, case_files(challenge_dataset)) == before
-    # The first case's mask became a symlink to its label: refused, not followed.
-    outcomes = {c.case: c for c in record.cases}
-    first = min(outcomes)
-    assert outcomes[first].status == "malformed" and "symbolic link" in outcomes[first].reason
-    assert not (tmp_path / "out" / f"{first}.nii.gz").exists()
-    # Every other case: the honest threshold, not a label.
-    for case, outcome in outcomes.items():
-        if case != first:
-            assert outcome.status == "ok", (case, outcome.reason)
-            spied = read_image(tmp_path / "out" / f"{case}.nii.gz")[0]
-            honest = read_image(honest_run.out / f"{case}.nii.gz")[0]
-            np.testing.assert_array_equal(spied, honest)
+    # The first case's mask became a symlink to its label while the second case ran: too
+    # late, the harness took every mask out as its case was answered.
+    assert "SPY symlink: output/" in log
+    for case, outcome in {c.case: c for c in record.cases}.items():
+        assert outcome.status == "ok", (case, outcome.reason)
+        spied = read_image(tmp_path / "out" / f"{case}.nii.gz")[0]
+        honest = read_image(honest_run.out / f"{case}.nii.gz")[0]
+        np.testing.assert_array_equal(spied, honest)
     assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.endswith(".gz")) == [
         "challenge_record.json"
     ]
@@ -211,7 +214,8 @@ def test_a_submission_that_cannot_start_exits_2_with_one_line(
     model = write_model(tmp_path / "model")
     argv = ["challenge", "predict", "--submission", str(broken_submission), "--model", str(model)]
     argv += ["--images", str(images), "--out", str(tmp_path / "out"), "--profile", "smoke"]
-    argv += ["--hide", str(challenge_dataset.root)]
+    argv += ["--hide", str(challenge_dataset.root)] if full_sandbox_here() else []
+    argv += weaker_isolation_options()
     assert main(argv) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1

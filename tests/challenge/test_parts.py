@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from bench.challenge import paths, sandbox
-from bench.challenge.collect import take_mask
+from bench.challenge.collect import SandboxFolders
 from bench.challenge.predict import prepare_out
-from bench.challenge.record import RECORD_FORMAT
 from bench.challenge.score import score_challenge
 from bench.challenge.supervise import Limits, run_attempt
 from bench.errors import BenchError, InputError
 from bench.io import write_image
+from tests.challenge.conftest import write_record
 from tests.factories import TINY_GEOMETRY
 
 
@@ -71,37 +71,96 @@ def _child(code: str) -> list[str]:
     return [sys.executable, "-c", textwrap.dedent(code)]
 
 
-def _attempt(tmp_path, code: str, limits: Limits, cases=("a", "b")):
+# A child speaking the protocol: `emit` writes an event, `cases()` yields the handed-over ids.
+PROTOCOL = """
+import json, sys, time
+def emit(**e): print(json.dumps(e), flush=True)
+spec = json.loads(sys.stdin.readline())
+def cases():
+    for line in sys.stdin:
+        yield json.loads(line)["case"]
+"""
+
+
+class Feed:
+    """Records what the supervisor gave and took."""
+
+    def __init__(self):
+        self.given: list[str] = []
+        self.taken: list[str] = []
+
+    def give(self, case: str) -> str:
+        self.given.append(case)
+        return ""
+
+    def take(self, case: str) -> str:
+        self.taken.append(case)
+        return ""
+
+
+def _attempt(tmp_path, code: str, limits: Limits, cases=("a", "b"), feed: Feed | None = None):
+    feed = feed or Feed()
     return run_attempt(
-        _child(code),
+        _child(PROTOCOL + textwrap.dedent(code)),
         tmp_path,
         sandbox.minimal_env(tmp_path),
         sandbox.limits(None, sandbox.resource.RLIMIT_AS),
+        {"spec": True},
         list(cases),
         limits,
         tmp_path / "child.log",
+        feed.give,
+        feed.take,
     )
 
 
 def test_a_case_that_runs_over_its_limit_is_killed_and_junk_is_ignored(tmp_path):
     code = """
-        import json, sys, time
-        def emit(**e): print(json.dumps(e), flush=True)
         print("not json", flush=True); print("x" * 100000, flush=True)
         emit(event="ready", load_s=0.1)
-        emit(event="case_start", case="zz")  # not one of its cases: ignored
-        emit(event="case_start", case="a"); emit(event="case_done", case="a", runner={})
-        emit(event="case_start", case="b"); time.sleep(60)
+        emit(event="case_done", case="zz")  # not one of its cases: ignored
+        for case in cases():
+            emit(event="case_start", case=case)
+            if case == "b":
+                time.sleep(60)
+            emit(event="case_done", case=case, runner={})
     """
-    attempt = _attempt(tmp_path, code, Limits(1.0, 10.0, None))
+    feed = Feed()
+    attempt = _attempt(tmp_path, code, Limits(1.0, 10.0, None), feed=feed)
     assert attempt.stopped == "case" and attempt.current == "b"
     assert attempt.events["a"].status == "done" and "zz" not in attempt.events
+    assert feed.given == ["a", "b"] and feed.taken == ["a"]
     assert attempt.exit == "signal SIGKILL" and attempt.wall_s < 8
 
 
 def test_a_child_that_never_gets_ready_is_stopped_at_start_up(tmp_path):
-    attempt = _attempt(tmp_path, "import time; time.sleep(60)", Limits(1.0, 1.0, None))
+    attempt = _attempt(tmp_path, "time.sleep(60)", Limits(1.0, 1.0, None))
     assert attempt.stopped == "startup" and not attempt.ready and attempt.wall_s < 8
+
+
+def test_the_parent_hands_over_one_case_at_a_time_and_times_it(tmp_path):
+    code = """
+        emit(event="ready", load_s=0.0)
+        for case in cases():
+            time.sleep(0.5)
+            emit(event="case_done", case=case)
+    """
+    feed = Feed()
+    attempt = _attempt(tmp_path, code, Limits(10.0, 10.0, None), feed=feed)
+    assert attempt.finished and feed.given == feed.taken == ["a", "b"]
+    assert all(attempt.events[c].latency_s >= 0.5 for c in ("a", "b"))
+    assert attempt.exit == "exit code 0"
+
+
+def test_answers_sent_ahead_of_their_case_are_ignored(tmp_path):
+    code = """
+        emit(event="ready", load_s=0.0)
+        for case in cases():
+            time.sleep(0.5)
+            emit(event="case_done", case="a"); emit(event="case_done", case="b")
+    """
+    attempt = _attempt(tmp_path, code, Limits(10.0, 10.0, None))
+    assert attempt.events["a"].latency_s >= 0.5 and attempt.events["b"].latency_s >= 0.5
 
 
 def _mask(path: Path, values=(0, 1), geometry=TINY_GEOMETRY) -> Path:
@@ -111,9 +170,18 @@ def _mask(path: Path, values=(0, 1), geometry=TINY_GEOMETRY) -> Path:
     return path
 
 
+def _take(source: Path, target: Path) -> str:
+    """Take `source` out of its folder through the descriptors the harness holds."""
+    folders = SandboxFolders(source.parent, source.parent)
+    try:
+        return folders.take(source.name.removesuffix(".nii.gz"), target, TINY_GEOMETRY)
+    finally:
+        folders.close()
+
+
 def test_a_good_mask_is_copied(tmp_path):
     source = _mask(tmp_path / "p.nii.gz")
-    assert take_mask(source, tmp_path / "out.nii.gz", TINY_GEOMETRY, "p") == ""
+    assert _take(source, tmp_path / "out.nii.gz") == ""
     assert (tmp_path / "out.nii.gz").read_bytes() == source.read_bytes()
 
 
@@ -161,7 +229,7 @@ def _other_grid(path: Path) -> Path:
 )
 def test_a_bad_output_is_refused_with_its_reason(make, reason, tmp_path):
     source = make(tmp_path / "p.nii.gz")
-    problem = take_mask(source, tmp_path / "out.nii.gz", TINY_GEOMETRY, "p")
+    problem = _take(source, tmp_path / "out.nii.gz")
     assert reason in problem
     assert not (tmp_path / "out.nii.gz").exists()
 
@@ -176,14 +244,7 @@ def _predictions(dataset, folder: Path, cases: list[str]) -> Path:
     folder.mkdir()
     for case in cases:
         shutil.copyfile(dataset.case(case).labels["B"], folder / f"{case}.nii.gz")
-    record = {
-        "format": RECORD_FORMAT,
-        "submission": "given_b",
-        "profile": "smoke",
-        "cases": [{"case": c.id, "latency_s": 1.0} for c in dataset.cases],
-        "attempts": [],
-    }
-    (folder / "challenge_record.json").write_text(json.dumps(record), encoding="utf-8")
+    write_record(folder, [c.id for c in dataset.cases])
     return folder
 
 

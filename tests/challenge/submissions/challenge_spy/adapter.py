@@ -9,10 +9,18 @@ Config keys: `hu`; `spy` (try to read and write everything it can at start-up); 
 `outside` (absolute paths it "knows"); `port` (a TCP server of the test on 127.0.0.1);
 `escape_marker` (start a detached `sleep` that should not outlive the run); per case:
 `hang_on`, `exit_on`, `bad_shape_on`, `allocate_gb_on` (case -> GB), `symlink_labels`.
+Attacks on the harness itself: `swap_output_at_exit` (the output folder becomes a symlink to
+the labels as the process ends), `swap_output_on` (the same, before a case), `relink_on`
+(case -> a victim file: `spec.json` and `input` become links to it, then the process dies),
+`forge_timing_s` (each case sleeps this long, and the child's own events are rewritten so
+that every case and the start-up look instant); `helpers_gb_on` (case -> sizes in GB: one
+helper process each, which fills that much memory, all at once).
 """
 
 from __future__ import annotations
 
+import atexit
+import gc
 import glob
 import json
 import os
@@ -118,6 +126,53 @@ def escape(marker: str) -> None:
     say(f"escape: started sleep {marker}")
 
 
+def swap_output(config: dict, aside: str) -> None:
+    """Move the output folder aside and put a symlink to the labels in its place."""
+    mounts = Path("/proc/self/mountinfo").read_text()
+    say(f"mountinfo names bench-hidden: {'bench-hidden' in mounts}")
+    os.rename("output", aside)
+    os.symlink(f"{config['dataset']}/labels/A", "output")
+    say(f"swap: output -> {config['dataset']}/labels/A")
+
+
+def relink(victim: str) -> None:
+    """Links where the harness used to write (`spec.json`) and read (`input`), then die."""
+    for name in ("spec.json",):
+        if os.path.lexists(name):
+            os.unlink(name)
+        os.symlink(victim, name)
+    os.rename("input", "input_aside")
+    os.symlink(os.path.dirname(victim), "input")
+    say(f"relink: spec.json and input -> {victim}")
+    os._exit(7)
+
+
+def helpers(sizes_gb: list[float]) -> None:
+    """Processes that each fill memory under the per-process limit, together more."""
+    code = "import time; x = b'1' * int({} * 2**30); time.sleep(3)"
+    running = [subprocess.Popen([sys.executable, "-c", code.format(gb)]) for gb in sizes_gb]
+    say(f"helpers: exit codes {[p.wait() for p in running]}")
+
+
+def forge_timing() -> None:
+    """Rewrite the child's events: start-up and every case look instant."""
+    # The child runs as `__main__`: look for its Events object by its type's name.
+    (events,) = [o for o in gc.get_objects() if type(o).__name__ == "Events"]
+    emit = events.emit
+
+    def forged(event: str, **fields) -> None:
+        if event == "ready":
+            emit(event, load_s=0.0)
+        elif event == "case_done":
+            emit("case_start", case=fields["case"])
+            emit(event, **fields)
+        elif event != "case_start":
+            emit(event, **fields)
+
+    events.emit = forged
+    say("forge: events rewritten")
+
+
 def label_of(config: dict, case: str):
     """The label, if any route to it works (then the spy cheats with it)."""
     for path in (
@@ -156,11 +211,14 @@ class Method(MethodAdapter):
         config = json.loads((Path(workdir) / f"fold_{fold}.json").read_text())
         if config.get("load_sleep_s"):
             time.sleep(float(config["load_sleep_s"]))
-        cases = sorted(p.name[: -len(".nii.gz")] for p in Path("input").glob("*.nii.gz"))
-        if config.get("spy"):
-            spy(config, cases[0])
+        if config.get("spy"):  # no image is there before its case: guess the first case id
+            spy(config, "p001")
         if config.get("escape_marker"):
             escape(config["escape_marker"])
+        if config.get("swap_output_at_exit"):
+            atexit.register(swap_output, config, "output_at_exit")
+        if config.get("forge_timing_s"):
+            forge_timing()
         network = ThresholdNet(float(config["hu"]), config)
         previous: list[str] = []
 
@@ -173,6 +231,14 @@ class Method(MethodAdapter):
                 output.symlink_to(f"{config['dataset']}/labels/A/{previous[-1]}.nii.gz")
                 say(f"symlink: output/{previous[-1]}.nii.gz -> its label")
             previous.append(case)
+            if case in config.get("swap_output_on", []):
+                swap_output(config, "output_before_case")
+            if case in config.get("relink_on", {}):
+                relink(config["relink_on"][case])
+            if config.get("forge_timing_s"):
+                time.sleep(float(config["forge_timing_s"]))
+            if case in config.get("helpers_gb_on", {}):
+                helpers(config["helpers_gb_on"][case])
             if case in config.get("exit_on", []):
                 say(f"exit: {case}")
                 os._exit(7)
