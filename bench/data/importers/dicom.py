@@ -11,7 +11,13 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from bench.data.importers.common import ImportOptions, LayoutScan, ScanReport, visible_dirs
+from bench.data.importers.common import (
+    ImportOptions,
+    LayoutScan,
+    ScanReport,
+    visible_dirs,
+    visible_files,
+)
 from bench.data.importers.dicom_series import read_series
 from bench.data.importers.folders import scan_with_rater_folders
 from bench.errors import InputError
@@ -24,10 +30,13 @@ def scan(source: Path, options: ImportOptions) -> LayoutScan:
     series = {p.name: p for p in visible_dirs(images_dir)}
     if not series:
         raise InputError("no case folders (one DICOM series per case folder)", file=images_dir)
+    report = ScanReport(options.skip_invalid)
+    for path in visible_files(images_dir):
+        report.notice(f"{path}: not used (a series is a case folder; files beside them are not)")
     return scan_with_rater_folders(
         source,
         options,
-        ScanReport(options.skip_invalid),
+        report,
         layout="dicom",
         images={
             case_id: partial(read_series, folder, case_id, options.allow_tilt)

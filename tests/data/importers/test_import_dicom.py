@@ -181,12 +181,14 @@ def test_a_thumbs_db_in_a_series_folder_is_left_out_and_listed(tmp_path):
     source = write_dicom_layout(tmp_path / "src")
     (source / "images" / "c2" / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0" + bytes(600))
     (source / "images" / "c2" / "report.txt").write_text("CT head without contrast")
+    (source / "images" / "DICOMDIR").write_bytes(bytes(300))
     result = import_dataset("dicom", source, tmp_path / "out", ImportOptions())
     assert result.dataset.case("c2").meta["dicom_slices"] == 5
     notices = "\n".join(result.summary.notices)
     assert "case c2: " in notices
     assert "Thumbs.db: not used (not a DICOM file)" in notices
     assert "report.txt: not used (not a DICOM file)" in notices
+    assert "images/DICOMDIR: not used (a series is a case folder" in notices
 
 
 def test_skip_invalid_skips_a_series_without_a_mask(tmp_path):
