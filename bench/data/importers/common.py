@@ -248,6 +248,8 @@ def files_by_case(
     """
     found: dict[str, Path] = {}
     duplicates: dict[str, list[Path]] = {}
+    for sub_folder in visible_dirs(folder):
+        report.notice(f"{sub_folder}: not used (a folder; {what}s are files in {folder.name}/)")
     for path in visible_files(folder):
         stem = strip_suffix(path.name)
         if stem is None:
@@ -260,8 +262,10 @@ def files_by_case(
                 report.notice(f"{path}: not used ({why} <case>{strip}.* is imported)")
                 continue
             stem = stem[: -len(strip)]
-        if stem in found or stem in duplicates:
-            duplicates.setdefault(stem, [found.pop(stem)] if stem in found else []).append(path)
+        if stem in found:
+            duplicates[stem] = [found.pop(stem)]
+        if stem in duplicates:
+            duplicates[stem].append(path)
             continue
         found[stem] = path
     for stem, paths in sorted(duplicates.items()):

@@ -136,14 +136,16 @@ def _floats(text: str) -> list[float]:
 
 def read_series(folder: Path, case: str | None = None, allow_tilt: bool = False) -> LoadedImage:
     """The series in `folder` as an image in HU with header-derived geometry."""
-    headers, notices = [], []
+    headers, not_dicom = [], []
     for path in series_files(folder, case):
         try:
             headers.append(read_header(path, case))
         except NotDicom:
-            notices.append(f"{path.name}: not used (not a DICOM file)")
+            not_dicom.append(path.name)
     if not headers:
-        raise InputError("no DICOM files in the folder", case, folder)
+        names = ", ".join(not_dicom[:3])
+        raise InputError(f"no DICOM files in the folder (not DICOM: {names})", case, folder)
+    notices = [f"{name}: not used (not a DICOM file)" for name in not_dicom]
     _check_one_series(headers, case, folder)
     ordered, step_mm, tilt_deg = _ordered_slices(headers, case, folder, allow_tilt)
     files = [str(h.file) for h in ordered]

@@ -50,6 +50,9 @@ def scan(source: Path, options: ImportOptions) -> LayoutScan:
     masks = _lesion_masks(derivatives, report)
     cases = []
     subjects = [p for p in visible_dirs(raw) if SUBJECT.fullmatch(p.name)]
+    for folder in visible_dirs(raw):
+        if not SUBJECT.fullmatch(folder.name):
+            report.notice(f"{folder}: not used (not a sub-<label> subject folder)")
     for subject_dir in subjects:
         subject = subject_dir.name
         ncct = _one(_session_files(subject_dir, ACUTE_SESSIONS, "_ncct"), subject, "NCCT", report)
@@ -112,8 +115,10 @@ def _lesion_masks(derivatives: Path, report: ScanReport) -> dict[str, Path]:
         if not stem.endswith("lesion-msk") or not set(parts[:-1]) & set(FOLLOW_UP_SESSIONS):
             continue
         subject = next((p for p in reversed(parts[:-1]) if SUBJECT.fullmatch(p)), None)
-        if subject is not None:
-            by_subject.setdefault(subject, []).append(path)
+        if subject is None:
+            report.notice(f"{path}: not used (lesion mask outside a sub-<label> folder)")
+            continue
+        by_subject.setdefault(subject, []).append(path)
     masks = {}
     for subject, paths in sorted(by_subject.items()):
         mask = _one(paths, subject, "lesion mask", report, prefer="space-ncct")

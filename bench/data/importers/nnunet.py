@@ -38,6 +38,8 @@ def scan(source: Path, options: ImportOptions) -> LayoutScan:
             raise InputError("folder is missing (not an nnU-Net raw dataset)", file=folder)
     _check_channels(spec, images_dir)
     report = ScanReport(options.skip_invalid)
+    if (source / "imagesTs").is_dir():
+        report.notice(f"{source / 'imagesTs'}: not used (nnU-Net test images carry no labels)")
     images = files_by_case(images_dir, report, strip=NNUNET_CHANNEL_SUFFIX, what="image")
     labels = files_by_case(labels_dir, report, what="label")
     for case_id, path in sorted(labels.items()):

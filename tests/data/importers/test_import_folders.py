@@ -149,10 +149,13 @@ def test_upper_case_extension_is_a_case_in_every_folder(tmp_path):
         path = source / folder / "s4.nii.gz"
         path.rename(path.with_name("s4.NII.GZ"))
     (source / "labels" / "expert_a" / "readme.md").write_text("rater A's notes")
+    (source / "images" / "old").mkdir()
     result = import_dataset("folders", source, tmp_path / "out", ImportOptions())
     assert [c.id for c in result.dataset.cases] == ["s1", "s2", "s3", "s4"]
     assert validate_dataset(result.dataset) == []
-    assert any("readme.md: not used" in n for n in result.summary.notices)
+    notices = "\n".join(result.summary.notices)
+    assert "expert_a/readme.md: not used (not NIfTI, .mha or .nrrd)" in notices
+    assert "images/old: not used (a folder; images are files in images/)" in notices
 
 
 def test_skip_invalid_skips_a_case_a_rater_did_not_label(tmp_path):

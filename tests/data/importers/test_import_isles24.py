@@ -117,8 +117,11 @@ def test_an_appledouble_file_next_to_a_mask_is_not_a_second_mask(tmp_path):
     archive = source / "__MACOSX" / "derivatives" / "sub-stroke0002" / "ses-02"
     archive.mkdir(parents=True)
     (archive / "._sub-stroke0002_ses-02_space-ncct_lesion-msk.nii.gz").write_bytes(bytes(80))
+    (source / "raw_data" / "stroke0003").mkdir()  # not BIDS-named: listed, not guessed
     result = import_dataset("isles24", source, tmp_path / "out", ImportOptions(n_folds=2))
     assert [c.id for c in result.dataset.cases] == ["sub-stroke0001", "sub-stroke0002"]
+    [notice] = result.summary.notices
+    assert notice.endswith("raw_data/stroke0003: not used (not a sub-<label> subject folder)")
 
 
 def test_skip_invalid_skips_a_subject_without_a_mask(tmp_path):
