@@ -32,6 +32,8 @@ def trusted_geometry(
     None where the file is not NIfTI, sets only one transform, or both agree within the
     tolerance: SimpleITK's reading (`read`) is then what every tool reads.
     """
+    if trust not in (None, *TRANSFORMS):
+        raise InputError(f"--nifti-transform must be qform or sform, got {trust!r}")
     if not path.name.lower().endswith((".nii", ".nii.gz")):
         return None
     import nibabel
@@ -50,7 +52,9 @@ def trusted_geometry(
         return None
     origins = {"qform": _lps(qform)[:, 3], "sform": _lps(sform)[:, 3]}
     itk_reads = min(TRANSFORMS, key=lambda t: np.abs(origins[t] - read.origin_xyz).max())
-    q_origin, s_origin, _ = show_difference(origins["qform"], origins["sform"]) or ("", "", "")
+    same = "(" + ", ".join(f"{v:.2f}" for v in origins["qform"].tolist()) + ")"
+    shown = show_difference(origins["qform"], origins["sform"])
+    q_origin, s_origin = shown[:2] if shown else (same, f"{same} (the axes differ)")
     found = (
         f"qform (code {int(q_code)}) and sform (code {int(s_code)}) disagree: qform origin "
         f"{q_origin} mm, sform origin {s_origin} mm (LPS), "

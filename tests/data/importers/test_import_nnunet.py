@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import numpy as np
@@ -275,3 +276,25 @@ def test_an_imported_nii_dataset_feeds_nnunet_readable_files(tmp_path):
         assert np.array_equal(np.transpose(array, (2, 1, 0)), expected)
     write_raw_dataset(workspace, cases, ["image"], tmp_path / "cache")  # a rerun reuses the copies
     assert len(list((tmp_path / "cache" / "nii_gz").iterdir())) == 4
+
+
+def test_a_qform_and_sform_that_differ_only_in_their_axes_are_caught_too(tmp_path):
+    from .layouts import write_nifti_codes
+
+    source = write_nnunet(tmp_path / "src", SIDES)
+    t = math.radians(5)  # 5 degrees about z: corners of a 16-voxel row move ~1.4 voxels
+    turned = GEOMETRY.__class__(
+        GEOMETRY.shape_zyx,
+        GEOMETRY.spacing_xyz,
+        GEOMETRY.origin_xyz,
+        (math.cos(t), -math.sin(t), 0.0, math.sin(t), math.cos(t), 0.0, 0.0, 0.0, 1.0),
+    )
+    label = source / "labelsTr" / "c2.nii.gz"
+    write_nifti_codes(label, read_image(label)[0], GEOMETRY, turned, codes=(1, 2))
+    with pytest.raises(
+        InputError,
+        match=r"c2\.nii\.gz: qform \(code 1\) and sform \(code 2\) disagree: qform origin "
+        r"\(-6\.00, -6\.00, 10\.00\) mm, sform origin \(-6\.00, -6\.00, 10\.00\) \(the axes "
+        r"differ\) mm",
+    ):
+        import_dataset("nnunet", source, tmp_path / "out", ImportOptions())
