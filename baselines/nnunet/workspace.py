@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gzip
 import io
 import logging
 import os
+import shutil
 import sys
 import threading
 import time
@@ -30,7 +32,7 @@ from pathlib import Path
 
 from bench.adapter import LabelledCase, channel_files
 from bench.errors import BenchError
-from bench.io import write_json
+from bench.io import atomic_path, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
@@ -166,14 +168,15 @@ def write_raw_dataset(
     """nnU-Net's raw layout of `cases`, by symlinks (no pixels copied where the OS allows).
 
     imagesTr/<case>_<channel>.nii.gz and labelsTr/<case>.nii.gz (the reference rater's mask);
-    derived channels (the mirror) are computed once into `cache_dir` and linked from there.
+    derived channels (the mirror) are computed once into `cache_dir` and linked from there,
+    and so are compressed copies of uncompressed `.nii` files (see `_gzipped`).
     """
     root = workspace.raw_dataset
     for case in cases:
         files = channel_files(case.image, channels, cache_dir)
         for index, source in enumerate(files):
-            _link(source, root / "imagesTr" / f"{case.id}_{index:04d}.nii.gz")
-        _link(case.label, root / "labelsTr" / f"{case.id}.nii.gz")
+            _link(_gzipped(source, cache_dir), root / "imagesTr" / f"{case.id}_{index:04d}.nii.gz")
+        _link(_gzipped(case.label, cache_dir), root / "labelsTr" / f"{case.id}.nii.gz")
     write_json(
         {
             "channel_names": {str(i): "CT" for i in range(len(channels))},
@@ -188,6 +191,25 @@ def write_raw_dataset(
     )
 
 
+def _gzipped(source: Path, cache_dir: Path) -> Path:
+    """`source` itself when it is gzip-compressed, else a `.nii.gz` copy of it in the cache.
+
+    nnU-Net takes one file ending for the whole dataset (`.nii.gz` here), and nibabel decides
+    by the name whether to decompress: an uncompressed `.nii` linked as `.nii.gz` cannot be
+    read. Datasets imported from `.nii` files link them as they are, so they are compressed
+    once here (keyed by content, written atomically, so a rerun reuses them).
+    """
+    source = Path(source)
+    if source.name.lower().endswith(".gz"):
+        return source
+    digest = sha256_file(source)[:16]
+    target = cache_dir / "nii_gz" / f"{source.name.removesuffix('.nii')}-{digest}.nii.gz"
+    if not target.is_file():
+        with atomic_path(target) as tmp, open(source, "rb") as raw, gzip.open(tmp, "wb") as gz:
+            shutil.copyfileobj(raw, gz)
+    return target
+
+
 def _link(source: Path, target: Path) -> None:
     """Symlink `target` to `source`, replacing a stale link; copy where symlinks fail."""
     source = Path(source).resolve()
@@ -199,8 +221,6 @@ def _link(source: Path, target: Path) -> None:
     try:
         target.symlink_to(source)
     except OSError:  # e.g. a file system without symlinks
-        import shutil
-
         shutil.copyfile(source, target)
 
 

@@ -83,16 +83,31 @@ def _tilt(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _nifti_headers(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--nifti-transform",
+        choices=("qform", "sform"),
+        help="where a NIfTI file's qform and sform disagree, trust this one (the file is "
+        "rewritten with it); without it such a file stops the import",
+    )
+    parser.add_argument(
+        "--copy-image-header",
+        action="store_true",
+        help="a mask with its image's shape but another header (beyond the grid tolerance) "
+        "gets the image's header, as nnU-Net assumes; each one is listed",
+    )
+
+
 def _masks_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--masks-dir", default="mask", help="PNG mask folder (default mask)")
 
 
 LAYOUT_OPTIONS = {
-    "nnunet": (_rater,),
-    "folders": (_folders, _rater, _raters),
-    "dicom": (_folders, _rater, _raters, _tilt),
+    "nnunet": (_rater, _nifti_headers),
+    "folders": (_folders, _rater, _raters, _nifti_headers),
+    "dicom": (_folders, _rater, _raters, _tilt, _nifti_headers),
     "aisd": (_masks_dir, _rater, _tilt),
-    "isles24": (_rater,),
+    "isles24": (_rater, _nifti_headers),
 }
 
 
@@ -116,6 +131,8 @@ def options_from(args: argparse.Namespace):
         images_dir=getattr(args, "images_dir", None),
         labels_dir=getattr(args, "labels_dir", None) or getattr(args, "masks_dir", None),
         allow_tilt=getattr(args, "allow_tilt", False),
+        nifti_transform=getattr(args, "nifti_transform", None),
+        copy_image_header=getattr(args, "copy_image_header", False),
         skip_invalid=args.skip_invalid,
         force=args.force,
         n_folds=args.folds,

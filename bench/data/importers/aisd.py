@@ -31,10 +31,13 @@ from bench.data.importers.common import (
     LabelValues,
     LayoutScan,
     PlacedImage,
+    ScanReport,
     SkipCase,
     Skipped,
     SourceCase,
     natural_key,
+    visible_dirs,
+    visible_files,
 )
 from bench.data.importers.dicom_series import read_series
 from bench.errors import InputError
@@ -50,13 +53,14 @@ LICENSE = (
 
 
 def scan(source: Path, options: ImportOptions) -> LayoutScan:
-    series = _find_series(source)
+    report = ScanReport(options.skip_invalid)
+    series = _find_series(source, report)
     masks_dir = source / (options.labels_dir or "mask")
     if not masks_dir.is_dir():
         raise InputError("mask folder is missing (unpack mask.zip here)", file=masks_dir)
-    masks = {p.name: p for p in sorted(masks_dir.iterdir()) if p.is_dir()}
+    masks = {p.name: p for p in visible_dirs(masks_dir)}
     values = LabelValues.of(options, LESION_VALUES, MASK_VALUES)
-    cases, skipped = [], []
+    cases, skipped = [], report.skipped
     for case_id, (ct_dir, release) in sorted(series.items()):
         if case_id not in masks:
             skipped.append(Skipped(case_id, "no mask folder", str(masks_dir / case_id)))
@@ -70,7 +74,7 @@ def scan(source: Path, options: ImportOptions) -> LayoutScan:
                 meta={"aisd_release": release},
             )
         )
-    for case_id in sorted(set(masks) - set(series)):
+    for case_id in sorted(set(masks) - set(series) - {s.case for s in skipped}):
         skipped.append(
             Skipped(case_id, "masks but no DICOM series (dicom-3 not unpacked?)", str(masks_dir))
         )
@@ -87,23 +91,29 @@ def scan(source: Path, options: ImportOptions) -> LayoutScan:
         license=LICENSE,
         default_name="aisd",
         skipped=skipped,
+        notices=report.notices,
     )
 
 
-def _find_series(source: Path) -> dict[str, tuple[Path, str]]:
-    """case -> (its CT folder, the dicom-<n> release it came from); the highest n wins."""
+def _find_series(source: Path, report: ScanReport) -> dict[str, tuple[Path, str]]:
+    """case -> (its CT folder, the dicom-<n> release it came from); the highest n wins.
+
+    A case without a usable CT folder in any release is a problem of that case.
+    """
     releases = sorted(
-        (p for p in source.iterdir() if p.is_dir() and re.fullmatch(r"dicom(-\d+)?", p.name)),
+        (p for p in visible_dirs(source) if re.fullmatch(r"dicom(-\d+)?", p.name)),
         key=natural_key,
     )
     if not releases:
         raise InputError("no dicom-<n> folders (unpack dicom-*.tar.gz here)", file=source)
     found: dict[str, tuple[Path, str]] = {}
+    unusable: dict[str, tuple[str, Path]] = {}
     for release in releases:
-        for case_dir in sorted(p for p in release.iterdir() if p.is_dir()):
+        for case_dir in visible_dirs(release):
             ct_dir = case_dir / "CT"
-            if not ct_dir.is_dir():
-                log.warning("case %s: no CT folder in %s", case_dir.name, case_dir)
+            if not ct_dir.is_dir() or not visible_files(ct_dir, recursive=True):
+                why = "no CT folder" if not ct_dir.is_dir() else "the CT folder is empty"
+                unusable[case_dir.name] = (why, ct_dir)
                 continue
             if case_dir.name in found:
                 log.info(
@@ -113,6 +123,9 @@ def _find_series(source: Path) -> dict[str, tuple[Path, str]]:
                     found[case_dir.name][1],
                 )
             found[case_dir.name] = (ct_dir, release.name)
+    for case_id, (why, ct_dir) in sorted(unusable.items()):
+        if case_id not in found:
+            report.problem(f"{why} (no CT series in any dicom-<n> folder)", case_id, ct_dir)
     return found
 
 
@@ -120,7 +133,9 @@ def load_masks(
     mask_dir: Path, case: str, allowed: frozenset[int], placed: PlacedImage
 ) -> np.ndarray:
     """Stack the PNG slices onto the series grid (stored values, 0-5)."""
-    pngs = sorted(mask_dir.glob("*.png"), key=natural_key)
+    pngs = sorted(
+        (p for p in visible_files(mask_dir) if p.suffix.lower() == ".png"), key=natural_key
+    )
     n_slices = len(placed.slice_files)
     if len(pngs) != n_slices:
         raise SkipCase(f"{len(pngs)} mask slices but {n_slices} DICOM slices")

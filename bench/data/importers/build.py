@@ -30,7 +30,7 @@ from bench.data.importers.common import (
     check_unique_ids,
     strip_suffix,
 )
-from bench.data.importers.place import PlacedCase, place_case
+from bench.data.importers.place import PlacedCase, PlaceSettings, place_case
 from bench.data.importers.summary import ImportSummary
 from bench.data.validate import validate_dataset
 from bench.errors import InputError, Problem, ValidationError
@@ -58,6 +58,7 @@ def build_dataset(scan: LayoutScan, out: Path, options: ImportOptions) -> Import
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.importing-", dir=out.parent))
     try:
         result = _build_in(staging, scan, options, shown_as=out)
+        _share_as_umask_allows(staging)
         _move_into_place(staging, out)
     finally:
         if staging.exists():
@@ -69,11 +70,10 @@ def build_dataset(scan: LayoutScan, out: Path, options: ImportOptions) -> Import
 def _build_in(root: Path, scan: LayoutScan, options: ImportOptions, shown_as: Path) -> ImportResult:
     skipped = list(scan.skipped)
     placed: dict[str, PlacedCase] = {}
+    settings = PlaceSettings.of(scan, options)
     for case in tqdm(scan.cases, desc="import", unit="case", disable=not options.progress):
         try:
-            placed[case.id] = place_case(
-                case, root, scan.label_values, options.copy, scan.reorient_labels
-            )
+            placed[case.id] = place_case(case, root, settings)
         except SkipCase as reason:
             skipped.append(_skip(case, str(reason), root))
         except InputError as error:
@@ -83,13 +83,16 @@ def _build_in(root: Path, scan: LayoutScan, options: ImportOptions, shown_as: Pa
             skipped.append(_skip(case, error.finding.problem, root, file))
     kept = _drop_orphan_scans(scan.cases, placed, skipped, root)
     skipped.sort(key=lambda s: s.case)
+    notices = [*scan.notices, *(n for c in kept for n in placed[c.id].notices)]
+    for notice in notices:
+        log.warning("%s", notice)
     for entry in skipped:
         log.warning("skipped case %s: %s%s", entry.case, entry.reason, _at(entry.file))
     if not kept:
         raise InputError(f"no case left to import ({len(skipped)} skipped)", file=scan.source_root)
 
     name = options.name or scan.default_name
-    manifest = _manifest(name, scan, kept, placed, skipped, options)
+    manifest = _manifest(name, scan, kept, placed, skipped, notices, options)
     dataset = write_manifest(root, manifest)
     problems = validate_dataset(dataset, progress=options.progress)
     if problems:  # name the files where the user will look for them, not in the staging folder
@@ -107,6 +110,7 @@ def _build_in(root: Path, scan: LayoutScan, options: ImportOptions, shown_as: Pa
         scan.raters,
         scan.reference_rater,
         skipped,
+        notices,
         scan.note,
     )
     return ImportResult(dataset, summary, split_path)
@@ -160,6 +164,7 @@ def _manifest(
     kept: list[SourceCase],
     placed: dict[str, PlacedCase],
     skipped: list[Skipped],
+    notices: list[str],
     options: ImportOptions,
 ) -> dict[str, Any]:
     cases = []
@@ -192,6 +197,7 @@ def _manifest(
             "lesion_values": sorted(scan.label_values.lesion),
             "label_values": sorted(scan.label_values.allowed),
             "skipped": [{"case": s.case, "reason": s.reason} for s in skipped],
+            "notices": notices,
             "bench_version": __version__,
         },
     }
@@ -215,6 +221,30 @@ def _check_out(out: Path, source: Path, force: bool) -> None:
             return
         raise InputError("already holds a dataset (use --force to replace it)", file=out)
     raise InputError("--out is not empty and holds no earlier import", file=out)
+
+
+def _share_as_umask_allows(root: Path) -> None:
+    """Give the staged dataset the permissions the user's umask asks for.
+
+    `tempfile` creates the staging folder and every atomically written file owner-only
+    (0700 / 0600), which would make a dataset shared on a cluster unreadable to the group.
+    Symlinks are left alone (chmod would change their targets, the user's files).
+    """
+    umask = _current_umask()
+    for folder, dirs, files in os.walk(root):
+        os.chmod(folder, 0o777 & ~umask)
+        for name in files:
+            path = Path(folder) / name
+            if not path.is_symlink():
+                os.chmod(path, 0o666 & ~umask)
+        dirs[:] = [d for d in dirs if not (Path(folder) / d).is_symlink()]
+
+
+def _current_umask() -> int:
+    # The only portable way to read the umask is to set it and put it back.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
 
 
 def _move_into_place(staging: Path, out: Path) -> None:

@@ -42,6 +42,10 @@ LATERALITIES = {
 }
 
 
+# The folder macOS zip archives put AppleDouble files in (`__MACOSX/<path>/._<name>`).
+APPLEDOUBLE_FOLDER = "__MACOSX"
+
+
 class SkipCase(Exception):
     """A case that cannot be imported as it is, but need not stop the import (listed, logged)."""
 
@@ -51,6 +55,31 @@ class Skipped:
     case: str
     reason: str
     file: str | None = None
+
+
+@dataclass
+class ScanReport:
+    """What a scan found wrong with single cases, and the files it did not use.
+
+    A case problem stops the import at once, or with `--skip-invalid` leaves the case out and
+    lists it; a notice is a line the user must see (a file not used, a licence not recorded).
+    Nothing is left out without one or the other.
+    """
+
+    skip_invalid: bool
+    skipped: list[Skipped] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+    def problem(self, problem: str, case: str, file: Path | str) -> None:
+        if not self.skip_invalid:
+            raise InputError(problem, case, file)
+        self.skipped.append(Skipped(case, problem, str(file)))
+
+    def notice(self, text: str) -> None:
+        self.notices.append(text)
+
+    def is_skipped(self, case: str) -> bool:
+        return any(s.case == case for s in self.skipped)
 
 
 @dataclass
@@ -69,6 +98,8 @@ class ImportOptions:
     images_dir: str | None = None  # None: the layout's own folder name
     labels_dir: str | None = None
     allow_tilt: bool = False
+    nifti_transform: str | None = None  # "qform" / "sform": which to trust where they disagree
+    copy_image_header: bool = False  # a mask of the image's shape takes the image's header
     skip_invalid: bool = False
     force: bool = False
     n_folds: int = 5
@@ -115,6 +146,7 @@ class LoadedImage:
     image: sitk.Image
     meta: dict[str, Any] = field(default_factory=dict)
     slice_files: tuple[Path, ...] = ()
+    notices: list[str] = field(default_factory=list)  # e.g. a grid resampled, files not used
 
 
 ImageLoader = Callable[[], LoadedImage]
@@ -151,6 +183,7 @@ class LayoutScan:
     default_name: str
     note: str | None = None
     skipped: list[Skipped] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
     reorient_labels: bool = False  # lossless axis flips/permutations of masks (DICOM layouts)
 
 
@@ -161,41 +194,83 @@ class CaseInfo:
     laterality: str | None
 
 
-def strip_suffix(name: str, suffixes: Iterable[str] = IMAGE_SUFFIXES) -> str | None:
-    """`case.nii.gz` -> `case`; None when the name has none of the suffixes."""
+def is_visible(path: Path) -> bool:
+    """False for hidden files (`.DS_Store`, macOS AppleDouble `._case.nii.gz`) and folders.
+
+    The one test every file search of the importers applies: an AppleDouble file carries a
+    real file's name and would otherwise be read as a second mask or slice of that case.
+    Other files that are not data (`Thumbs.db`) are not hidden: each search lists them.
+    """
+    return not path.name.startswith(".") and path.name != APPLEDOUBLE_FOLDER
+
+
+def visible_files(folder: Path, recursive: bool = False) -> list[Path]:
+    """The files in `folder` (or below it), sorted, without hidden files or folders."""
+    found = []
+    for path in sorted(folder.rglob("*") if recursive else folder.iterdir()):
+        relative = path.relative_to(folder).parts
+        if path.is_file() and all(is_visible(Path(part)) for part in relative):
+            found.append(path)
+    return found
+
+
+def visible_dirs(folder: Path) -> list[Path]:
+    """The sub-folders of `folder`, sorted, without hidden ones."""
+    return sorted(p for p in folder.iterdir() if p.is_dir() and is_visible(p))
+
+
+def image_suffix(name: str, suffixes: Iterable[str] = IMAGE_SUFFIXES) -> str | None:
+    """The suffix of `name` among `suffixes` in lower case (`CASE.NII.GZ` -> `.nii.gz`)."""
+    lower = name.lower()
     for suffix in suffixes:
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return suffix
     return None
 
 
+def strip_suffix(name: str, suffixes: Iterable[str] = IMAGE_SUFFIXES) -> str | None:
+    """`case.nii.gz` (any case of the suffix) -> `case`; None when it has none of them."""
+    suffix = image_suffix(name, suffixes)
+    return name[: -len(suffix)] if suffix else None
+
+
 def suffix_of(path: Path) -> str:
-    for suffix in IMAGE_SUFFIXES:
-        if path.name.endswith(suffix):
-            return suffix
-    return "".join(path.suffixes)
+    """The file's image suffix in lower case, the name its link in the dataset gets."""
+    return image_suffix(path.name) or "".join(path.suffixes).lower()
 
 
-def files_by_case(folder: Path, strip: str = "", what: str = "file") -> dict[str, Path]:
-    """Map case id to image file in `folder`; two files for one case id are an error."""
+def files_by_case(
+    folder: Path, report: ScanReport, strip: str = "", what: str = "file"
+) -> dict[str, Path]:
+    """Map case id to image file in `folder`; every other visible file is a notice.
+
+    Two files for one case id are a problem of that case (neither is guessed).
+    """
     found: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.is_file():
-            continue
+    duplicates: dict[str, list[Path]] = {}
+    for sub_folder in visible_dirs(folder):
+        report.notice(f"{sub_folder}: not used (a folder; {what}s are files in {folder.name}/)")
+    for path in visible_files(folder):
         stem = strip_suffix(path.name)
         if stem is None:
+            report.notice(f"{path}: not used (not NIfTI, .mha or .nrrd)")
             continue
         if strip:
             if not stem.endswith(strip):
+                channel = re.search(r"_(\d{4})$", stem)
+                why = f"channel {channel[1]}; only" if channel else "not named"
+                report.notice(f"{path}: not used ({why} <case>{strip}.* is imported)")
                 continue
             stem = stem[: -len(strip)]
         if stem in found:
-            raise InputError(
-                f"duplicate case id: {what}s {found[stem].name} and {path.name} name the same case",
-                stem,
-                path,
-            )
+            duplicates[stem] = [found.pop(stem)]
+        if stem in duplicates:
+            duplicates[stem].append(path)
+            continue
         found[stem] = path
+    for stem, paths in sorted(duplicates.items()):
+        names = " and ".join(p.name for p in paths)
+        report.problem(f"duplicate case id: {what}s {names} name the same case", stem, paths[-1])
     return found
 
 
@@ -238,8 +313,8 @@ def rater_folders(labels_dir: Path, options: ImportOptions) -> dict[str, Path]:
                 raise InputError(f"rater {name!r} is given twice in --raters")
             folders[name] = path
         return folders
-    subfolders = sorted(p for p in labels_dir.iterdir() if p.is_dir() and p.name[0] != ".")
-    direct = [p for p in labels_dir.iterdir() if p.is_file() and strip_suffix(p.name)]
+    subfolders = visible_dirs(labels_dir)
+    direct = [p for p in visible_files(labels_dir) if strip_suffix(p.name)]
     if subfolders and direct:
         raise InputError(
             "holds both mask files and rater sub-folders; use one layout (or --raters)",
@@ -249,7 +324,23 @@ def rater_folders(labels_dir: Path, options: ImportOptions) -> dict[str, Path]:
         return {options.rater: labels_dir}
     if not subfolders:
         raise InputError("no masks and no rater sub-folders", file=labels_dir)
+    unusable = [p.name for p in subfolders if not SAFE_NAME.fullmatch(p.name)]
+    if unusable:
+        renamed = ",".join(
+            f"{_plain(p.name)}={p.name}" if p.name in unusable else p.name for p in subfolders
+        )
+        raise InputError(
+            f"rater folder {unusable[0]!r} cannot be a rater name (letters, digits, '_', '-', "
+            f"'.'; it becomes a folder name): name the raters with --raters '{renamed}'",
+            file=labels_dir / unusable[0],
+        )
     return {p.name: p for p in subfolders}
+
+
+def _plain(name: str) -> str:
+    """A rater name close to a folder name: other characters become '_'."""
+    plain = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_.-")
+    return plain or "rater"
 
 
 def reference_of(raters: list[str], options: ImportOptions) -> str:

@@ -14,6 +14,9 @@ from pathlib import Path
 from bench.data.importers.common import (
     ImportOptions,
     LayoutScan,
+    ScanReport,
+    visible_dirs,
+    visible_files,
 )
 from bench.data.importers.dicom_series import read_series
 from bench.data.importers.folders import scan_with_rater_folders
@@ -24,12 +27,16 @@ def scan(source: Path, options: ImportOptions) -> LayoutScan:
     images_dir = source / (options.images_dir or "images")
     if not images_dir.is_dir():
         raise InputError("DICOM folder is missing", file=images_dir)
-    series = {p.name: p for p in sorted(images_dir.iterdir()) if p.is_dir() and p.name[0] != "."}
+    series = {p.name: p for p in visible_dirs(images_dir)}
     if not series:
         raise InputError("no case folders (one DICOM series per case folder)", file=images_dir)
+    report = ScanReport(options.skip_invalid)
+    for path in visible_files(images_dir):
+        report.notice(f"{path}: not used (a series is a case folder; files beside them are not)")
     return scan_with_rater_folders(
         source,
         options,
+        report,
         layout="dicom",
         images={
             case_id: partial(read_series, folder, case_id, options.allow_tilt)

@@ -2,11 +2,14 @@
 
 SimpleITK's series reader does the pixel work (it applies each slice's rescale slope and
 intercept, so values come out in HU), but it trusts the headers: it silently drops files it
-cannot parse, stacks slices across a gap, and gives a tilted-gantry series a sheared grid with
-the wrong slice spacing. So the headers are read first (cheap, no pixels) and checked: one
-series, same size and orientation, positions evenly spaced along the slice normal, no jump in
-instance numbers, no gantry tilt. The geometry written is the one computed here from the
-headers; a series that would need resampling is reported, never resampled.
+cannot parse and stacks slices across a gap or a change of slice spacing. So the headers are
+read first (cheap, no pixels) and checked: one series, same size and orientation, positions
+evenly spaced along the slice normal, no jump in instance numbers, no gantry tilt. Files that
+are not DICOM at all (a `Thumbs.db`, a report) are left out and listed. The geometry written
+is the one computed here from the headers; a series that would need resampling is reported,
+never resampled. A tilted series (`--allow-tilt`) gets the grid ITK gives it, so masks drawn
+in ITK-SNAP fit: origin and in-plane axes of the first slice, the third axis along the slice
+normal, and as slice spacing the distance between consecutive slice positions.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from bench.data.importers.common import LoadedImage, natural_key
+from bench.data.importers.common import LoadedImage, natural_key, visible_files
 from bench.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -36,8 +39,7 @@ TAG_PIXEL_SPACING = "0028|0030"
 TAG_SLOPE, TAG_INTERCEPT = "0028|1053", "0028|1052"
 TAG_TILT = "0018|1120"
 TAG_MODALITY = "0008|0060"
-# Files in a series folder that are not slices.
-NOT_DICOM_SUFFIXES = (".txt", ".json", ".xml", ".csv", ".md", ".png", ".jpg", ".nii", ".gz")
+DICOM_MAGIC_OFFSET, DICOM_MAGIC = 128, b"DICM"  # DICOM part 10: "DICM" after a 128-byte preamble
 TILT_TOLERANCE_DEG = 0.1
 # Slice positions are stored with limited precision; a real gap is a whole slice or more.
 SPACING_TOLERANCE_MM = 0.02
@@ -58,21 +60,20 @@ class SliceHeader:
     tilt_tag: str
 
 
-def series_files(folder: Path) -> list[Path]:
+def series_files(folder: Path, case: str | None = None) -> list[Path]:
     """Candidate slice files in `folder` (recursively), natural order."""
     if not folder.is_dir():
-        raise InputError("DICOM folder is missing", file=folder)
-    files = [
-        p
-        for p in folder.rglob("*")
-        if p.is_file()
-        and not p.name.startswith(".")
-        and p.name.upper() != "DICOMDIR"
-        and not p.name.lower().endswith(NOT_DICOM_SUFFIXES)
-    ]
+        raise InputError("DICOM folder is missing", case, folder)
+    files = [p for p in visible_files(folder, recursive=True) if p.name.upper() != "DICOMDIR"]
     if not files:
-        raise InputError("no DICOM files in the folder", file=folder)
+        raise InputError("no DICOM files in the folder", case, folder)
     return sorted(files, key=lambda p: (natural_key(p.parent), natural_key(p)))
+
+
+def has_dicom_magic(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(DICOM_MAGIC_OFFSET)
+        return handle.read(len(DICOM_MAGIC)) == DICOM_MAGIC
 
 
 @contextmanager
@@ -86,6 +87,10 @@ def _locale_kept() -> Iterator[None]:
         locale.setlocale(locale.LC_ALL, saved)
 
 
+class NotDicom(Exception):
+    """A file in a series folder that is not DICOM at all (left out and listed)."""
+
+
 def read_header(path: Path, case: str | None) -> SliceHeader:
     reader = sitk.ImageFileReader()
     reader.SetImageIO("GDCMImageIO")
@@ -94,6 +99,8 @@ def read_header(path: Path, case: str | None) -> SliceHeader:
         with _locale_kept():
             reader.ReadImageInformation()
     except RuntimeError as error:
+        if not has_dicom_magic(path):
+            raise NotDicom(path) from error
         raise InputError("cannot be read as DICOM (corrupted or truncated)", case, path) from error
 
     def tag(key: str) -> str:
@@ -129,7 +136,16 @@ def _floats(text: str) -> list[float]:
 
 def read_series(folder: Path, case: str | None = None, allow_tilt: bool = False) -> LoadedImage:
     """The series in `folder` as an image in HU with header-derived geometry."""
-    headers = [read_header(path, case) for path in series_files(folder)]
+    headers, not_dicom = [], []
+    for path in series_files(folder, case):
+        try:
+            headers.append(read_header(path, case))
+        except NotDicom:
+            not_dicom.append(path.name)
+    if not headers:
+        names = ", ".join(not_dicom[:3])
+        raise InputError(f"no DICOM files in the folder (not DICOM: {names})", case, folder)
+    notices = [f"{name}: not used (not a DICOM file)" for name in not_dicom]
     _check_one_series(headers, case, folder)
     ordered, step_mm, tilt_deg = _ordered_slices(headers, case, folder, allow_tilt)
     files = [str(h.file) for h in ordered]
@@ -161,9 +177,15 @@ def read_series(folder: Path, case: str | None = None, allow_tilt: bool = False)
     }
     if tilt_deg > TILT_TOLERANCE_DEG:
         meta["gantry_tilt_deg"] = round(tilt_deg, 2)
+        notices.append(
+            f"gantry tilt of {tilt_deg:.1f} degrees kept as acquired (--allow-tilt), on the "
+            f"grid ITK and ITK-SNAP read: slice spacing {step_mm:.3f} mm (distance between "
+            f"slice positions), slices not sheared, so voxel volumes are "
+            f"{100 * (1 / math.cos(math.radians(tilt_deg)) - 1):.1f}% larger than acquired"
+        )
     if first.modality and first.modality != "CT":
         log.warning("case %s: DICOM modality is %s, not CT (%s)", case, first.modality, folder)
-    return LoadedImage(out, meta, tuple(h.file for h in ordered))
+    return LoadedImage(out, meta, tuple(h.file for h in ordered), notices)
 
 
 def _check_one_series(headers: list[SliceHeader], case: str | None, folder: Path) -> None:
@@ -210,8 +232,10 @@ def _ordered_slices(
                 case,
                 ordered[i + 1].file,
             )
-        if abs(gap - step) > tolerance:
-            raise InputError(_gap_problem(gap, step, ordered[i].file), case, ordered[i + 1].file)
+    runs = _runs(steps, tolerance)
+    if len(runs) > 1:
+        problem, file = _spacing_problem(runs, ordered, step)
+        raise InputError(problem, case, file)
     _check_instance_numbers(ordered, case)
     shift = ordered[-1].position - ordered[0].position
     tilt = math.degrees(math.acos(min(1.0, abs(float(shift @ normal)) / np.linalg.norm(shift))))
@@ -224,25 +248,58 @@ def _ordered_slices(
                 case,
                 folder,
             )
-        log.warning(
-            "case %s: gantry tilt %.1f degrees kept as acquired (--allow-tilt): voxel volumes "
-            "are right, physical positions are sheared",
-            case,
-            tilt,
-        )
+        # ITK's series reader: the distance between consecutive slice positions.
+        distances = np.linalg.norm(np.diff([h.position for h in ordered], axis=0), axis=1)
+        step = float(np.median(distances))
     return ordered, step, tilt
 
 
-def _gap_problem(gap: float, step: float, before: Path) -> str:
-    missing = round(gap / step) - 1
-    if missing >= 1 and abs(gap - (missing + 1) * step) <= 0.1 * step:
-        return (
-            f"missing slice(s): a gap of {gap:.2f} mm after {before.name} where the series "
-            f"steps {step:.2f} mm ({missing} slice(s) missing)"
-        )
+@dataclass(frozen=True)
+class Run:
+    """Consecutive slice steps of one size: steps `first` .. `first + count - 1`."""
+
+    step_mm: float
+    first: int
+    count: int
+
+
+def _runs(steps: np.ndarray, tolerance: float) -> list[Run]:
+    runs: list[Run] = []
+    for i, size in enumerate(steps.tolist()):
+        if runs and abs(size - runs[-1].step_mm) <= tolerance:
+            last = runs[-1]
+            runs[-1] = Run(last.step_mm, last.first, last.count + 1)
+        else:
+            runs.append(Run(size, i, 1))
+    return runs
+
+
+def _spacing_problem(runs: list[Run], ordered: list[SliceHeader], step: float) -> tuple[str, Path]:
+    """Missing slices (a lone step of whole slices that instance numbers do not bridge) or
+    uneven spacing (steps of two or more sizes, e.g. two slice thicknesses in one series)."""
+    numbers = [h.instance for h in ordered]
+    consecutive = None not in numbers and set(np.abs(np.diff(numbers)).tolist()) == {1}
+    for run in runs:
+        missing = round(run.step_mm / step) - 1
+        whole = missing >= 1 and abs(run.step_mm - (missing + 1) * step) <= 0.1 * step
+        if whole and run.count == 1 and not consecutive:
+            before = ordered[run.first].file
+            return (
+                f"missing slice(s): a gap of {run.step_mm:.2f} mm after {before.name} where the "
+                f"series steps {step:.2f} mm ({missing} slice(s) missing)",
+                ordered[run.first + 1].file,
+            )
+    parts = [
+        f"{run.step_mm:.2f} mm from {ordered[run.first].file.name} to "
+        f"{ordered[run.first + run.count].file.name} ({run.count} step(s))"
+        for run in runs
+    ]
+    why = "instance numbers are consecutive" if consecutive else "the steps change size"
     return (
-        f"uneven slice spacing: {gap:.2f} mm after {before.name} where the series steps "
-        f"{step:.2f} mm (not resampled)"
+        f"uneven slice spacing, not missing slices ({why}): {', then '.join(parts)}; not "
+        "resampled: convert the series to an evenly spaced NIfTI first (e.g. dcm2niix, its "
+        "_Eq_ output) and import that",
+        ordered[runs[1].first + 1].file,
     )
 
 

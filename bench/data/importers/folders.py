@@ -17,6 +17,7 @@ from bench.data.importers.common import (
     LabelLoader,
     LabelValues,
     LayoutScan,
+    ScanReport,
     SourceCase,
     files_by_case,
     rater_folders,
@@ -29,14 +30,16 @@ def scan(source: Path, options: ImportOptions) -> LayoutScan:
     images_dir = source / (options.images_dir or "images")
     if not images_dir.is_dir():
         raise InputError("image folder is missing", file=images_dir)
-    images = files_by_case(images_dir, what="image")
+    report = ScanReport(options.skip_invalid)
+    images = files_by_case(images_dir, report, what="image")
     if images and all(c.endswith(NNUNET_CHANNEL_SUFFIX) for c in images):
         images = {c[: -len(NNUNET_CHANNEL_SUFFIX)]: p for c, p in images.items()}
-    if not images:
+    if not images and not report.skipped:
         raise InputError("no images (NIfTI, .mha or .nrrd files)", file=images_dir)
     return scan_with_rater_folders(
         source,
         options,
+        report,
         layout="folders",
         images=dict(sorted(images.items())),
         what=f"multi-rater folders at '{source.name}'",
@@ -46,6 +49,7 @@ def scan(source: Path, options: ImportOptions) -> LayoutScan:
 def scan_with_rater_folders(
     source: Path,
     options: ImportOptions,
+    report: ScanReport,
     layout: str,
     images: dict[str, Path | ImageLoader],
     what: str,
@@ -58,17 +62,16 @@ def scan_with_rater_folders(
     file or folder of each case where it is not the image itself.
     """
     folders = rater_folders(source / (options.labels_dir or "labels"), options)
-    labels = {rater: files_by_case(folder, what="mask") for rater, folder in folders.items()}
-    cases = [
-        SourceCase(
-            case_id,
-            image,
-            match_labels(case_id, labels, folders),
-            origin=(origins or {}).get(case_id, image),
-        )
-        for case_id, image in images.items()
-    ]
-    check_no_extra_labels(labels, images)
+    labels = {
+        rater: files_by_case(folder, report, what="mask") for rater, folder in folders.items()
+    }
+    check_no_extra_labels(labels, images, report)
+    cases = []
+    for case_id, image in images.items():
+        found = match_labels(case_id, labels, folders, report)
+        if found is not None and not report.is_skipped(case_id):
+            origin = (origins or {}).get(case_id, image)
+            cases.append(SourceCase(case_id, image, found, origin=origin))
     raters = list(folders)
     return LayoutScan(
         layout=layout,
@@ -80,25 +83,33 @@ def scan_with_rater_folders(
         source=f"{what} (raters: " + ", ".join(f"{r} = {f.name}" for r, f in folders.items()) + ")",
         license="unknown",
         default_name=source.name,
+        skipped=report.skipped,
+        notices=report.notices,
         reorient_labels=reorient_labels,
     )
 
 
 def match_labels(
-    case_id: str, labels: dict[str, dict[str, Path]], folders: dict[str, Path]
-) -> dict[str, Path | LabelLoader]:
-    """Each rater's mask for one case; a missing one is an error naming the expected file."""
+    case_id: str,
+    labels: dict[str, dict[str, Path]],
+    folders: dict[str, Path],
+    report: ScanReport,
+) -> dict[str, Path | LabelLoader] | None:
+    """Each rater's mask for one case; a missing one is a problem naming the expected file."""
     found: dict[str, Path | LabelLoader] = {}
     for rater, files in labels.items():
         if case_id not in files:
             expected = folders[rater] / f"{case_id}.nii.gz"
-            raise InputError(f"rater {rater} has no mask for this case", case_id, expected)
+            report.problem(f"rater {rater} has no mask for this case", case_id, expected)
+            return None
         found[rater] = files[case_id]
     return found
 
 
-def check_no_extra_labels(labels: dict[str, dict[str, Path]], cases: dict[str, object]) -> None:
+def check_no_extra_labels(
+    labels: dict[str, dict[str, Path]], cases: dict[str, object], report: ScanReport
+) -> None:
     for rater, files in labels.items():
         for case_id, path in sorted(files.items()):
-            if case_id not in cases:
-                raise InputError(f"rater {rater} mask has no image (extra case)", case_id, path)
+            if case_id not in cases and not report.is_skipped(case_id):
+                report.problem(f"rater {rater} mask has no image (extra case)", case_id, path)

@@ -16,10 +16,15 @@ import re
 from pathlib import Path
 
 from bench.data.importers.common import (
+    NIFTI_SUFFIXES,
     ImportOptions,
     LabelValues,
     LayoutScan,
+    ScanReport,
     SourceCase,
+    strip_suffix,
+    visible_dirs,
+    visible_files,
 )
 from bench.errors import InputError
 
@@ -41,28 +46,35 @@ def scan(source: Path, options: ImportOptions) -> LayoutScan:
     derivatives = source / "derivatives"
     if not derivatives.is_dir():
         raise InputError("derivatives folder (lesion masks) is missing", file=derivatives)
-    masks = _lesion_masks(derivatives)
+    report = ScanReport(options.skip_invalid)
+    masks = _lesion_masks(derivatives, report)
     cases = []
-    for subject_dir in sorted(p for p in raw.iterdir() if SUBJECT.fullmatch(p.name)):
+    subjects = [p for p in visible_dirs(raw) if SUBJECT.fullmatch(p.name)]
+    for folder in visible_dirs(raw):
+        if not SUBJECT.fullmatch(folder.name):
+            report.notice(f"{folder}: not used (not a sub-<label> subject folder)")
+    for subject_dir in subjects:
         subject = subject_dir.name
-        ncct = _one(_session_files(subject_dir, ACUTE_SESSIONS, "*_ncct.nii*"), subject, "NCCT")
+        ncct = _one(_session_files(subject_dir, ACUTE_SESSIONS, "_ncct"), subject, "NCCT", report)
+        if report.is_skipped(subject):
+            continue
         if ncct is None:
-            raise InputError("no acute NCCT (ses-01/*_ncct.nii.gz)", subject, subject_dir)
+            report.problem("no acute NCCT (ses-01/*_ncct.nii.gz)", subject, subject_dir)
+            continue
         mask = masks.get(subject)
         if mask is None:
-            raise InputError(
+            report.problem(
                 "no follow-up lesion mask (derivatives/.../ses-02/*_lesion-msk.nii.gz)",
                 subject,
                 derivatives,
             )
+            continue
         cases.append(SourceCase(subject, ncct, {options.rater: mask}, origin=ncct))
-    if not cases:
+    if not subjects:
         raise InputError("no sub-* subject folders", file=raw)
     for subject, mask in sorted(masks.items()):
         if not (raw / subject).is_dir():
-            raise InputError(
-                "lesion mask has no subject in the raw data (extra case)", subject, mask
-            )
+            report.problem("lesion mask has no subject in the raw data (extra case)", subject, mask)
     return LayoutScan(
         layout="isles24",
         source_root=source,
@@ -76,38 +88,48 @@ def scan(source: Path, options: ImportOptions) -> LayoutScan:
         license="CC BY-NC-SA 4.0",
         default_name="isles24",
         note=NOTE,
+        skipped=report.skipped,
+        notices=report.notices,
     )
 
 
-def _session_files(subject_dir: Path, sessions: tuple[str, ...], pattern: str) -> list[Path]:
+def _session_files(subject_dir: Path, sessions: tuple[str, ...], ending: str) -> list[Path]:
+    """NIfTI files named `*<ending>.nii[.gz]` in a session folder (or below it)."""
     found: list[Path] = []
     for session in sessions:
         if (subject_dir / session).is_dir():
-            found += sorted(
-                p for p in (subject_dir / session).rglob(pattern) if not p.name.startswith(".")
-            )
+            found += [
+                p
+                for p in visible_files(subject_dir / session, recursive=True)
+                if (strip_suffix(p.name, NIFTI_SUFFIXES) or "").endswith(ending)
+            ]
     return found
 
 
-def _lesion_masks(derivatives: Path) -> dict[str, Path]:
+def _lesion_masks(derivatives: Path, report: ScanReport) -> dict[str, Path]:
     """subject -> its follow-up lesion mask, found anywhere under derivatives/."""
     by_subject: dict[str, list[Path]] = {}
-    for session in FOLLOW_UP_SESSIONS:
-        for path in sorted(derivatives.rglob(f"{session}/**/*lesion-msk.nii*")):
-            subject = path.parent
-            while subject != derivatives and not SUBJECT.fullmatch(subject.name):
-                subject = subject.parent
-            if subject != derivatives:
-                by_subject.setdefault(subject.name, []).append(path)
+    for path in visible_files(derivatives, recursive=True):
+        stem = strip_suffix(path.name, NIFTI_SUFFIXES) or ""
+        parts = path.relative_to(derivatives).parts
+        if not stem.endswith("lesion-msk") or not set(parts[:-1]) & set(FOLLOW_UP_SESSIONS):
+            continue
+        subject = next((p for p in reversed(parts[:-1]) if SUBJECT.fullmatch(p)), None)
+        if subject is None:
+            report.notice(f"{path}: not used (lesion mask outside a sub-<label> folder)")
+            continue
+        by_subject.setdefault(subject, []).append(path)
     masks = {}
-    for subject, paths in by_subject.items():
-        mask = _one(paths, subject, "lesion mask", prefer="space-ncct")
+    for subject, paths in sorted(by_subject.items()):
+        mask = _one(paths, subject, "lesion mask", report, prefer="space-ncct")
         if mask is not None:
             masks[subject] = mask
     return masks
 
 
-def _one(paths: list[Path], subject: str, what: str, prefer: str = "") -> Path | None:
+def _one(
+    paths: list[Path], subject: str, what: str, report: ScanReport, prefer: str = ""
+) -> Path | None:
     """The single file of a kind; two candidates are a duplicate case, not a guess."""
     paths = sorted(set(paths))
     if len(paths) > 1 and prefer:
@@ -115,5 +137,6 @@ def _one(paths: list[Path], subject: str, what: str, prefer: str = "") -> Path |
         paths = preferred if len(preferred) == 1 else paths
     if len(paths) > 1:
         names = ", ".join(p.name for p in paths[:3])
-        raise InputError(f"duplicate case: {len(paths)} {what} files ({names})", subject, paths[1])
+        report.problem(f"duplicate case: {len(paths)} {what} files ({names})", subject, paths[1])
+        return None
     return paths[0] if paths else None

@@ -17,6 +17,7 @@ from bench.data.importers.common import (
     ImportOptions,
     LabelValues,
     LayoutScan,
+    ScanReport,
     SourceCase,
     files_by_case,
 )
@@ -24,6 +25,8 @@ from bench.errors import InputError
 from bench.io import read_json_object
 
 log = logging.getLogger(__name__)
+# What nnU-Net's generate_dataset_json writes when nobody gave a licence (v2, then v1).
+PLACEHOLDER_LICENCES = ("Whoever converted this dataset was lazy", "hands off!")
 
 
 def scan(source: Path, options: ImportOptions) -> LayoutScan:
@@ -34,21 +37,33 @@ def scan(source: Path, options: ImportOptions) -> LayoutScan:
         if not folder.is_dir():
             raise InputError("folder is missing (not an nnU-Net raw dataset)", file=folder)
     _check_channels(spec, images_dir)
-    images = files_by_case(images_dir, strip=NNUNET_CHANNEL_SUFFIX, what="image")
-    labels = files_by_case(labels_dir, what="label")
+    report = ScanReport(options.skip_invalid)
+    if (source / "imagesTs").is_dir():
+        report.notice(f"{source / 'imagesTs'}: not used (nnU-Net test images carry no labels)")
+    images = files_by_case(images_dir, report, strip=NNUNET_CHANNEL_SUFFIX, what="image")
+    labels = files_by_case(labels_dir, report, what="label")
     for case_id, path in sorted(labels.items()):
-        if case_id not in images:
-            raise InputError(f"label has no image {case_id}_0000 (extra case)", case_id, path)
+        if case_id not in images and not report.is_skipped(case_id):
+            report.problem(f"label has no image {case_id}_0000 (extra case)", case_id, path)
     cases = []
     for case_id, image in sorted(images.items()):
+        if report.is_skipped(case_id):
+            continue
         if case_id not in labels:
-            raise InputError("image has no label in labelsTr", case_id, image)
+            report.problem(
+                f"image has no label in labelsTr (expected {case_id}.nii.gz)", case_id, image
+            )
+            continue
         cases.append(SourceCase(case_id, image, {options.rater: labels[case_id]}, origin=image))
-    if not cases:
+    if not cases and not report.skipped:
         raise InputError("no images named <case>_0000.* in imagesTr", file=images_dir)
     expected = spec.get("numTraining")
-    if isinstance(expected, int) and expected != len(cases):
-        log.warning("dataset.json says numTraining=%d, found %d cases", expected, len(cases))
+    found = len(cases) + len({s.case for s in report.skipped})
+    if isinstance(expected, int) and expected != found:
+        report.notice(
+            f"{spec_path}: numTraining is {expected} but {found} case(s) were found "
+            "(every file not used is listed)"
+        )
     lesion, allowed = _label_values(spec, spec_path)
     description = spec.get("description") or spec.get("name") or source.name
     reference = spec.get("reference") or ""
@@ -61,9 +76,22 @@ def scan(source: Path, options: ImportOptions) -> LayoutScan:
         label_values=LabelValues.of(options, lesion, allowed),
         source=f"nnU-Net raw dataset '{source.name}': {description}"
         + (f" ({reference})" if reference else ""),
-        license=str(spec.get("licence") or spec.get("license") or "unknown"),
+        license=_licence(spec, spec_path, report, options.license),
         default_name=str(spec.get("name") or source.name),
+        skipped=report.skipped,
+        notices=report.notices,
     )
+
+
+def _licence(spec: dict[str, Any], path: Path, report: ScanReport, given: str | None) -> str:
+    text = str(spec.get("licence") or spec.get("license") or "unknown")
+    if text.startswith(PLACEHOLDER_LICENCES) and not given:
+        report.notice(
+            f"{path}: the licence is nnU-Net's placeholder ({text[:40]}...): recorded as "
+            "'unknown' (set it with --license)"
+        )
+        return "unknown"
+    return text
 
 
 def _read_spec(path: Path) -> dict[str, Any]:

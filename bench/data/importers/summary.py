@@ -28,6 +28,7 @@ class ImportSummary:
     shapes_zyx: list[tuple[int, ...]]
     files: dict[str, int]  # "linked" / "copied" / "converted" -> count
     skipped: list[Skipped] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
     note: str | None = None
 
     @classmethod
@@ -40,6 +41,7 @@ class ImportSummary:
         raters: list[str],
         reference_rater: str,
         skipped: list[Skipped],
+        notices: list[str] | None = None,
         note: str | None = None,
     ) -> ImportSummary:
         return cls(
@@ -54,6 +56,7 @@ class ImportSummary:
             shapes_zyx=[p.geometry.shape_zyx for p in placed],
             files=dict(Counter(how for p in placed for how in p.how.values())),
             skipped=list(skipped),
+            notices=list(notices or []),
             note=note,
         )
 
@@ -73,6 +76,7 @@ def format_summary(summary: ImportSummary) -> str:
         ("raters", f"{', '.join(summary.raters)} (reference {summary.reference_rater})"),
         ("files", files),
         ("skipped cases", len(summary.skipped)),
+        ("notices", len(summary.notices)),
     ]
     parts = [tabulate(overview, tablefmt="plain")]
 
@@ -118,6 +122,8 @@ def format_summary(summary: ImportSummary) -> str:
                 headers=("case", "reason", "file"),
             )
         )
+    if summary.notices:
+        parts.append("notices:\n" + "\n".join(f"- {notice}" for notice in summary.notices))
     if len(summary.raters) < 2:
         parts.append(
             f"Only one rater ({summary.raters[0]}): Table 2 (agreement with the reference) "

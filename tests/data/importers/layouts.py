@@ -45,6 +45,34 @@ def write_nifti(path: Path, array: np.ndarray, geometry: Geometry = GEOMETRY) ->
     return path
 
 
+def ras_affine(geometry: Geometry) -> np.ndarray:
+    """The NIfTI (RAS) affine of an ITK (LPS) geometry, worked out by hand: flip x and y."""
+    direction = np.asarray(geometry.direction).reshape(3, 3)
+    affine = np.eye(4)
+    affine[:3, :3] = direction @ np.diag(geometry.spacing_xyz)
+    affine[:3, 3] = geometry.origin_xyz
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
+
+
+def write_nifti_codes(
+    path: Path,
+    array: np.ndarray,
+    qform: Geometry = GEOMETRY,
+    sform: Geometry | None = None,
+    codes: tuple[int, int] = (1, 1),
+) -> Path:
+    """A NIfTI written by nibabel with its own qform and sform and their codes, as other
+    tools write them (SimpleITK always writes both equal)."""
+    import nibabel
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = nibabel.Nifti1Image(np.transpose(array, (2, 1, 0)), None)
+    image.set_qform(ras_affine(qform), code=codes[0])
+    image.set_sform(ras_affine(sform or qform), code=codes[1])
+    nibabel.save(image, str(path))
+    return path
+
+
 # --- nnU-Net raw -----------------------------------------------------------------------------
 
 

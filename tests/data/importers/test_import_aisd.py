@@ -103,3 +103,27 @@ def test_nothing_left_is_an_error(tmp_path):
     with pytest.raises(InputError, match=r"no case left to import \(1 skipped\)"):
         import_dataset("aisd", root, tmp_path / "out", ImportOptions())
     assert not (tmp_path / "out").exists()
+
+
+# --- issue 20: real data in, nothing lost ------------------------------------------------------
+
+
+def test_an_empty_ct_folder_names_its_case(aisd, tmp_path):
+    (aisd / "dicom-1" / "0005" / "CT").mkdir(parents=True)
+    write_png(aisd / "mask" / "0005" / "000.png", np.zeros((16, 16)))
+    with pytest.raises(InputError, match=r"case 0005: .*0005/CT: the CT folder is empty"):
+        import_dataset("aisd", aisd, tmp_path / "out", ImportOptions(n_folds=2))
+    options = ImportOptions(n_folds=2, skip_invalid=True)
+    result = import_dataset("aisd", aisd, tmp_path / "out", options)
+    skipped = {s.case: s.reason for s in result.summary.skipped}
+    assert skipped["0005"].startswith("the CT folder is empty")
+    assert [c.id for c in result.dataset.cases] == ["0001", "0003"]
+
+
+def test_upper_case_png_masks_are_found(aisd, tmp_path):
+    for png in (aisd / "mask" / "0001").iterdir():
+        png.rename(png.with_name(png.stem + ".PNG"))
+    (aisd / "mask" / "0001" / "._000.PNG").write_bytes(bytes(100))  # unpacked on a Mac
+    result = import_dataset("aisd", aisd, tmp_path / "out", ImportOptions(n_folds=2))
+    mask, _ = read_image(result.dataset.case("0001").labels["A"])
+    assert mask[4].sum() == 11

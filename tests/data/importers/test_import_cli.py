@@ -55,3 +55,23 @@ def test_folders_options_and_a_bad_input_line(tmp_path, capsys):
 def test_layout_specific_options_are_only_on_their_layout(tmp_path):
     with pytest.raises(SystemExit):
         run_cli(["data", "import", "nnunet", "x", "--out", "y", "--allow-tilt"])
+
+
+def test_header_options_reach_the_import_and_notices_are_printed(tmp_path, capsys):
+    from bench.io import Geometry
+
+    from .layouts import GEOMETRY, box_mask, write_nifti
+
+    source = write_folders(tmp_path / "src", {"x": {"s1": 1, "s2": 2}, "y": {"s1": 2, "s2": 1}})
+    x, y, z = GEOMETRY.origin_xyz
+    off = Geometry(GEOMETRY.shape_zyx, GEOMETRY.spacing_xyz, (x, y, z + 1.0), GEOMETRY.direction)
+    write_nifti(source / "labels" / "y" / "s2.nii.gz", box_mask(1), off)
+    argv = ["data", "import", "folders", str(source), "--out", str(tmp_path / "out"), "--quiet"]
+    assert run_cli([*argv, "--folds", "2"]) == 2
+    assert "--copy-image-header gives it the image's header" in capsys.readouterr().out
+
+    assert (
+        run_cli([*argv, "--folds", "2", "--copy-image-header", "--nifti-transform", "qform"]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert "notices:\n- case s2: " in printed and "(--copy-image-header)" in printed

@@ -104,3 +104,26 @@ def test_rater_names_must_be_plain_folder_names(tmp_path):
     options = ImportOptions(raters=("a b=r1", "B=r2"))
     with pytest.raises(InputError, match="rater name 'a b' must be letters"):
         import_dataset("folders", source, tmp_path / "out", options)
+
+
+@pytest.mark.parametrize(
+    ("umask", "folder_mode", "file_mode"), [(0o022, 0o755, 0o644), (0o027, 0o750, 0o640)]
+)
+def test_the_imported_dataset_follows_the_umask(tmp_path, umask, folder_mode, file_mode):
+    import os
+    import stat
+
+    source = write_folders(tmp_path / "src", SIDES)
+    write_nifti(source / "labels" / "r2" / "s1.nii.gz", box_mask(1, value=3))  # converted file
+    saved = os.umask(umask)
+    try:
+        options = ImportOptions(lesion_values=(1, 3), n_folds=2)
+        root = import_dataset("folders", source, tmp_path / "out", options).dataset.root
+    finally:
+        os.umask(saved)
+    converted = root / "labels" / "r2" / "s1.nii.gz"
+    assert not converted.is_symlink()
+    for path in (root, root / "labels", root / "labels" / "r2"):
+        assert stat.S_IMODE(path.stat().st_mode) == folder_mode, path
+    for path in (root / "dataset.json", root / "splits.json", converted):
+        assert stat.S_IMODE(path.stat().st_mode) == file_mode, path

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import locale
-import math
 
 import numpy as np
 import pytest
@@ -71,6 +70,13 @@ def test_geometry_agrees_with_the_itk_series_reader_on_a_plain_series(tmp_path):
     assert Geometry.of(read_series(tmp_path / "s").image).mismatch(expected) is None
 
 
+def itk_series_geometry(folder) -> Geometry:
+    """The grid ITK (SimpleITK, ITK-SNAP) gives a series: the peer a mask tool draws on."""
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder)))
+    return Geometry.of(reader.Execute())
+
+
 def test_gantry_tilt_is_reported_not_resampled(tmp_path):
     source = write_dicom_layout(tmp_path / "src", tilt_deg=15.0)
     with pytest.raises(InputError, match=r"case c1: .*images/c1: gantry tilt of 15\.0 degrees"):
@@ -78,8 +84,23 @@ def test_gantry_tilt_is_reported_not_resampled(tmp_path):
 
     loaded = read_series(source / "images" / "c1", "c1", allow_tilt=True)
     assert loaded.meta["gantry_tilt_deg"] == pytest.approx(15.0, abs=0.01)
-    # the planes are 5 mm apart along z, i.e. 5 cos(15 deg) apart along their normal
-    assert loaded.image.GetSpacing()[2] == pytest.approx(5.0 * math.cos(math.radians(15)), 1e-4)
+    # the table moves 5 mm along z per slice: ITK's spacing is that distance, not the
+    # 5 cos(15 deg) = 4.83 mm between the tilted planes along their normal
+    assert loaded.image.GetSpacing()[2] == pytest.approx(5.0, abs=1e-4)
+    assert Geometry.of(loaded.image).mismatch(itk_series_geometry(source / "images" / "c1")) is None
+    assert "voxel volumes are 3.5% larger" in loaded.notices[0]
+
+
+def test_a_mask_drawn_in_itk_snap_on_a_tilted_series_matches(tmp_path):
+    source = write_dicom_layout(tmp_path / "src", tilt_deg=15.0)
+    for i, case in enumerate(CASES):
+        itk_grid = itk_series_geometry(source / "images" / case)
+        write_nifti(source / "labels" / "A" / f"{case}.nii.gz", box_mask(i + 1), itk_grid)
+    result = import_dataset("dicom", source, tmp_path / "out", ImportOptions(allow_tilt=True))
+    assert result.dataset.case("c2").labels["A"].is_symlink()  # on the image's grid as it is
+    assert read_image(result.dataset.case("c2").labels["A"])[0].sum() == 8
+    assert result.dataset.case("c2").meta["gantry_tilt_deg"] == pytest.approx(15.0, abs=0.01)
+    assert len([n for n in result.summary.notices if "gantry tilt of 15.0" in n]) == 3
 
 
 def test_missing_slice_names_the_file_after_the_gap(tmp_path):
@@ -90,7 +111,24 @@ def test_missing_slice_names_the_file_after_the_gap(tmp_path):
 
 def test_uneven_spacing_is_reported(tmp_path):
     write_dicom_series(tmp_path / "s", ct_volume(0), positions_z=(0, 5, 10, 12, 17))
-    with pytest.raises(InputError, match="uneven slice spacing: 2.00 mm after 003.dcm"):
+    with pytest.raises(
+        InputError,
+        match=r"004\.dcm: uneven slice spacing, not missing slices .* then 2\.00 mm "
+        r"from 003\.dcm to 004\.dcm \(1 step\(s\)\)",
+    ):
+        read_series(tmp_path / "s", "c1")
+
+
+def test_two_slice_thicknesses_are_uneven_spacing_not_missing_slices(tmp_path):
+    # -40 ... -30 at 2.5 mm, then -25 ... -15 at 5 mm, numbered 1 to 8: nothing is missing
+    positions = (-40.0, -37.5, -35.0, -32.5, -30.0, -25.0, -20.0, -15.0)
+    write_dicom_series(tmp_path / "s", ct_volume(0, (8, 16, 16)), positions_z=positions)
+    with pytest.raises(
+        InputError,
+        match=r"006\.dcm: uneven slice spacing, not missing slices \(instance numbers are "
+        r"consecutive\): 2\.50 mm from 001\.dcm to 005\.dcm \(4 step\(s\)\), then 5\.00 mm "
+        r"from 005\.dcm to 008\.dcm \(3 step\(s\)\); not resampled: .*dcm2niix",
+    ):
         read_series(tmp_path / "s", "c1")
 
 
@@ -137,3 +175,27 @@ def test_reading_a_series_keeps_the_process_locale(tmp_path):
     locale.setlocale(locale.LC_ALL, "C.UTF-8")
     read_series(tmp_path / "series")
     assert locale.getpreferredencoding(False) == "UTF-8"
+
+
+def test_a_thumbs_db_in_a_series_folder_is_left_out_and_listed(tmp_path):
+    source = write_dicom_layout(tmp_path / "src")
+    (source / "images" / "c2" / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0" + bytes(600))
+    (source / "images" / "c2" / "report.txt").write_text("CT head without contrast")
+    (source / "images" / "DICOMDIR").write_bytes(bytes(300))
+    result = import_dataset("dicom", source, tmp_path / "out", ImportOptions())
+    assert result.dataset.case("c2").meta["dicom_slices"] == 5
+    notices = "\n".join(result.summary.notices)
+    assert "case c2: " in notices
+    assert "Thumbs.db: not used (not a DICOM file)" in notices
+    assert "report.txt: not used (not a DICOM file)" in notices
+    assert "images/DICOMDIR: not used (a series is a case folder" in notices
+
+
+def test_skip_invalid_skips_a_series_without_a_mask(tmp_path):
+    source = write_dicom_layout(tmp_path / "src")
+    (source / "labels" / "A" / "c2.nii.gz").unlink()
+    with pytest.raises(InputError, match="case c2: .*rater A has no mask for this case"):
+        import_dataset("dicom", source, tmp_path / "out", ImportOptions())
+    result = import_dataset("dicom", source, tmp_path / "out", ImportOptions(skip_invalid=True))
+    assert [c.id for c in result.dataset.cases] == ["c1", "c3"]
+    assert [s.case for s in result.summary.skipped] == ["c2"]

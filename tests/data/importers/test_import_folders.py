@@ -138,3 +138,84 @@ def test_validator_problems_name_the_output_files(tmp_path):
     ):
         import_dataset("folders", source, tmp_path / "out", ImportOptions())
     assert not (tmp_path / "out").exists()
+
+
+# --- issue 20: real data in, nothing lost ------------------------------------------------------
+
+
+def test_upper_case_extension_is_a_case_in_every_folder(tmp_path):
+    source = write_folders(tmp_path / "src", SIDES)
+    for folder in ("images", "labels/expert_a", "labels/expert_b", "labels/expert_c"):
+        path = source / folder / "s4.nii.gz"
+        path.rename(path.with_name("s4.NII.GZ"))
+    (source / "labels" / "expert_a" / "readme.md").write_text("rater A's notes")
+    (source / "images" / "old").mkdir()
+    result = import_dataset("folders", source, tmp_path / "out", ImportOptions())
+    assert [c.id for c in result.dataset.cases] == ["s1", "s2", "s3", "s4"]
+    assert validate_dataset(result.dataset) == []
+    notices = "\n".join(result.summary.notices)
+    assert "expert_a/readme.md: not used (not NIfTI, .mha or .nrrd)" in notices
+    assert "images/old: not used (a folder; images are files in images/)" in notices
+
+
+def test_skip_invalid_skips_a_case_a_rater_did_not_label(tmp_path):
+    source = write_folders(tmp_path / "src", SIDES)
+    (source / "labels" / "expert_c" / "s3.nii.gz").unlink()
+    result = import_dataset("folders", source, tmp_path / "out", ImportOptions(skip_invalid=True))
+    assert [c.id for c in result.dataset.cases] == ["s1", "s2", "s4"]
+    assert [(s.case, s.reason) for s in result.summary.skipped] == [
+        ("s3", "rater expert_c has no mask for this case")
+    ]
+
+
+def shifted(dx_mm: float):
+    x, y, z = GEOMETRY.origin_xyz
+    return GEOMETRY.__class__(
+        GEOMETRY.shape_zyx, GEOMETRY.spacing_xyz, (x + dx_mm, y, z), GEOMETRY.direction
+    )
+
+
+def test_a_mask_within_the_grid_tolerance_gets_the_image_header(tmp_path):
+    from bench.io import read_image
+
+    source = write_folders(tmp_path / "src", SIDES)
+    write_nifti(source / "labels" / "expert_b" / "s2.nii.gz", box_mask(2), shifted(0.0004))
+    result = import_dataset("folders", source, tmp_path / "out", ImportOptions())
+    label = result.dataset.case("s2").labels["expert_b"]
+    assert not label.is_symlink()
+    mask, geometry = read_image(label)
+    assert geometry == read_image(result.dataset.case("s2").image)[1] and mask.sum() == 8
+    [notice] = result.summary.notices
+    assert "origin (-5.99960, -6.00000, 10.00000) differs from the image's" in notice
+    assert "(-6.00000, -6.00000, 10.00000) by (0.0004, 0, 0)" in notice
+
+
+def test_a_mask_beyond_the_tolerance_shows_the_difference_and_the_way_out(tmp_path):
+    source = write_folders(tmp_path / "src", SIDES)
+    # 0.04 mm is 0.05 of a 0.8 mm voxel: beyond the 0.01 voxel tolerance
+    write_nifti(source / "labels" / "expert_b" / "s2.nii.gz", box_mask(2), shifted(0.04))
+    with pytest.raises(
+        InputError,
+        match=r"s2\.nii\.gz: rater expert_b mask is on another grid: origin \(-5\.960, "
+        r"-6\.000, 10\.000\) differs from the image's \(-6\.000, -6\.000, 10\.000\) by "
+        r"\(0\.04, 0, 0\) \(voxel centres up to 0\.05 voxel apart; tolerance 0\.01\); if it "
+        r"was drawn on this image's voxels, --copy-image-header",
+    ):
+        import_dataset("folders", source, tmp_path / "out", ImportOptions())
+    result = import_dataset(
+        "folders", source, tmp_path / "out", ImportOptions(copy_image_header=True)
+    )
+    assert validate_dataset(result.dataset) == []
+    [notice] = result.summary.notices
+    assert "case s2: " in notice and "given the image's header (--copy-image-header)" in notice
+
+
+def test_a_rater_folder_with_a_space_names_the_option_that_renames_it(tmp_path):
+    source = write_folders(tmp_path / "src", SIDES)
+    (source / "labels" / "expert_b").rename(source / "labels" / "expert b")
+    # the order the import would take (' ' sorts first), so the reference rater stays the same
+    with pytest.raises(InputError, match=r"--raters 'expert_b=expert b,expert_a,expert_c'"):
+        import_dataset("folders", source, tmp_path / "out", ImportOptions())
+    options = ImportOptions(raters=("expert_b=expert b", "expert_a", "expert_c"))
+    dataset = import_dataset("folders", source, tmp_path / "out", options).dataset
+    assert dataset.raters == ("expert_b", "expert_a", "expert_c")
