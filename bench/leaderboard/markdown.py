@@ -219,7 +219,9 @@ def _claims_section(ranking: Ranking) -> list[str]:
         f"this section, median d with its {ci_label(config)} ({config.resamples} case "
         f"bootstraps, seed {config.seed}). *holds*: Holm-adjusted p < {alpha} and median d > 0; "
         f"*reversed*: Holm-adjusted p < {alpha} and median d < 0; *not shown*: otherwise. "
-        "`bench compare --methods M1 M2` runs the same test on any published methods."
+        "`nnunet3d_mirrored_tuned` also trains on the additional baseline scans: its two "
+        "comparisons include their effect. `bench compare --methods M1 M2` runs the same test "
+        "on any published methods."
     )
     return [
         "### The study's claims on this dataset",

@@ -72,6 +72,8 @@ def test_claims_are_tested_where_both_variants_are_published(board: Path) -> Non
         f"not tested: `nnunet3d_tuned` has {NO_FILE}"
     )
     assert rows[("tuned vs not", "-")][-1] == f"not tested: `nnunet3d_tuned` has {NO_FILE}"
+    # Two copies of rater A: every d is 0, p = 1.
+    assert rows[("tuned vs not, mirrored", "SDT5")][-2:] == ["1.000 (1.000)", "not shown"]
     assert "Holm over every test of this section" in demo
 
 
@@ -90,5 +92,5 @@ def test_a_board_without_study_variants_lists_every_claim_as_not_tested(tmp_path
     write_leaderboard(tmp_path / "results", tmp_path / "README.md")
     readme = (tmp_path / "README.md").read_text(encoding="utf-8")
     rows = _claim_rows(readme.split(HEADING)[1])
-    assert len(rows) == 4
+    assert len(rows) == 5
     assert rows[("3D vs 2D", "-")][-1] == f"not tested: `nnunet3d`, `nnunet2d` have {NO_FILE}"

@@ -33,6 +33,7 @@ def test_the_study_claims_name_the_five_variants() -> None:
         "mirrored vs not",
         "mirrored vs not, tuned",
         "tuned vs not",
+        "tuned vs not, mirrored",
         "3D vs 2D",
     ]
 
@@ -69,5 +70,6 @@ def test_only_the_published_half_of_a_claim_is_named() -> None:
         "mirrored vs not": ("nnunet3d_mirrored", "nnunet3d"),
         "mirrored vs not, tuned": ("nnunet3d_tuned",),
         "tuned vs not": ("nnunet3d_tuned", "nnunet3d"),
+        "tuned vs not, mirrored": ("nnunet3d_mirrored",),
         "3D vs 2D": ("nnunet3d", "nnunet2d"),
     }

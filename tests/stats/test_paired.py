@@ -60,7 +60,7 @@ def test_no_difference_at_all_gives_no_evidence() -> None:
 def _vectors() -> list[np.ndarray]:
     rng = np.random.default_rng(7)
     out = []
-    for n in (4, 9, 13, 14, 30, 50, 51, 120):
+    for n in (4, 9, 14, 30, 50, 51, 120):  # scipy: 2.4 s per call at n 13 with ties
         out.append(rng.normal(0.3, 1, n))  # exact (n <= 50) or normal
         out.append(np.round(rng.normal(0.3, 1, n), 1))  # ties: sign flips (n <= 13) or normal
         zeros = rng.normal(-0.2, 1, n)
