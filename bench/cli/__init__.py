@@ -23,6 +23,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "bench.cli.run_cmd",
     "bench.cli.evaluate_cmd",
     "bench.cli.stats_cmd",
+    "bench.cli.compare_cmd",
     "bench.cli.leaderboard_cmd",
     "bench.cli.submission_cmd",
     "bench.cli.score_cmd",

@@ -15,6 +15,9 @@ from tabulate import tabulate
 from bench.leaderboard.collect import RANK_RESAMPLES, RANKING_METRIC, Entry, Ranking
 from bench.results import Results
 from bench.stats import tables
+from bench.stats.claims import STUDY_CLAIMS, assess_claims
+from bench.stats.paired import CompareConfig, reference_scores
+from bench.stats.paired_tables import ci_label, claims_table
 from bench.stats.summary import Summary
 
 METHODS_DIR = "methods"
@@ -178,6 +181,7 @@ def _ranking_section(ranking: Ranking) -> list[str]:
         _md((headers, rows)),
         "",
         *(_unranked_note(unranked, ref) if unranked else []),
+        *_claims_section(ranking),
     ]
 
 
@@ -188,6 +192,43 @@ def _unranked_note(names: list[str], reference: str) -> list[str]:
         f"Rank `-`: {listed} {'has' if len(names) == 1 else 'have'} no {RANKING_METRIC} vs "
         f"{reference} on any case (surface metrics are undefined where a predicted mask is "
         "empty: see the project README's *Empty and small masks*), so listed, not ranked.",
+        "",
+    ]
+
+
+def _claims_section(ranking: Ranking) -> list[str]:
+    """The paper's ranking of its variants, tested on the published rows of this ranking."""
+    config = CompareConfig()
+    wanted = {m for claim in STUDY_CLAIMS for m in (claim.better, claim.worse)}
+    scores = {
+        entry.results.method.name: reference_scores(
+            entry.results.per_case.to_frame(),
+            ranking.reference,
+            entry.results.method.name,
+            config.metrics,
+        )
+        for entry in ranking.entries
+        if entry.results.method.name in wanted
+    }
+    metrics, alpha = " and ".join(config.metrics), f"{config.alpha:g}"
+    intro = (
+        "The paper finds the mirrored channel and the tuned training better than without, and 3D "
+        f"better than 2D. Each claim is tested on {metrics} against rater {ranking.reference}: "
+        "d = metric(better) - metric(worse) per case, over the cases both were scored on and "
+        "where both are defined; two-sided Wilcoxon signed-rank test, Holm over every test of "
+        f"this section, median d with its {ci_label(config)} ({config.resamples} case "
+        f"bootstraps, seed {config.seed}). *holds*: Holm-adjusted p < {alpha} and median d > 0; "
+        f"*reversed*: Holm-adjusted p < {alpha} and median d < 0; *not shown*: otherwise. "
+        "`nnunet3d_mirrored_tuned` also trains on the additional baseline scans: its two "
+        "comparisons include their effect. `bench compare --methods M1 M2` runs the same test "
+        "on any published methods."
+    )
+    return [
+        "### The study's claims on this dataset",
+        "",
+        intro,
+        "",
+        _md(claims_table(assess_claims(scores, STUDY_CLAIMS, config), config)),
         "",
     ]
 

@@ -62,8 +62,8 @@ def test_one_ranking_per_profile_ordered_by_sdt5(board: Path) -> None:
     readme = (board / "README.md").read_text(encoding="utf-8")
     demo, smoke = readme.split("## phantom, profile `demo`")[1].split("## phantom, profile")
     assert "`smoke`" in smoke and "eroded" not in smoke and "copy" not in smoke
-    order = [line.split("|")[2].strip() for line in demo.splitlines() if line.startswith("| ")]
-    order = [cell.split("]")[0].lstrip("[") for cell in order[1:]]
+    ranking = [line for line in demo.splitlines() if "](methods/" in line]
+    order = [line.split("|")[2].strip().split("]")[0].lstrip("[") for line in ranking]
     assert order == ["copy", "good", "eroded"]
     sdt5 = {
         m: load_results(board / "results" / f"{m}__phantom__demo.json").stats.table2["SDT5"]
