@@ -58,7 +58,7 @@ class SubmissionRow:
 def changed_paths(base: str, head: str) -> list[str]:
     """Paths the pull request adds, changes or removes (a rename is both)."""
     command = ["git", "diff", "--name-only", "--no-renames", f"{base}...{head}"]
-    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.split()
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()
 
 
 def changed_submission_folders(paths: list[str]) -> list[str]:
@@ -144,9 +144,11 @@ def annotate(rows: list[SubmissionRow], leaderboard: Outcome) -> None:
 
 
 def mark(outcome: Outcome | None, not_applicable: str) -> str:
+    """A table cell: the outcome's line, `|` escaped so that it stays one cell."""
     if outcome is None:
         return not_applicable
-    return outcome.text if outcome.ok else f"FAILED: {outcome.text}"
+    text = outcome.text.replace("|", "\\|")
+    return text if outcome.ok else f"FAILED: {text}"
 
 
 def summary_markdown(rows: list[SubmissionRow], leaderboard: Outcome) -> str:

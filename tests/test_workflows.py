@@ -13,6 +13,8 @@ installed already. `test_install_step_*` dry-runs it (`make -n`).
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
 import os
 import re
@@ -150,6 +152,39 @@ def test_publish_instructions_name_the_dispatch_inputs():
     inputs = load("leaderboard.yml")["on"]["workflow_dispatch"]["inputs"]
     assert used and used <= set(inputs)
     assert "paper" in inputs["profile"]["options"]
+
+
+@functools.cache
+def _pr_check():
+    """.ci/pr_check.py as a module (it is a script, not part of a package)."""
+    spec = importlib.util.spec_from_file_location("pr_check", ROOT / ".ci" / "pr_check.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pr_check_finds_each_changed_submission_folder_once():
+    paths = [
+        "submissions/b/adapter.py",
+        "submissions/a/submission.toml",
+        "submissions/b/weights/fold_0.pt",
+        "submissions/__init__.py",  # the package, not a submission
+        "leaderboard/README.md",
+        "tests/submissions/test_check.py",
+    ]
+    assert _pr_check().changed_submission_folders(paths) == ["submissions/a", "submissions/b"]
+
+
+def test_pr_check_folds_the_log_a_failed_check_names(tmp_path):
+    pr_check = _pr_check()
+    log = tmp_path / "bench-check-x.log"
+    log.write_text("Traceback (most recent call last):\nZeroDivisionError\n", encoding="utf-8")
+    line = f"error: submissions/x: fit failed: ZeroDivisionError: division by zero (log: {log})"
+    assert pr_check.with_log("output", line).endswith(f"--- {log} ---\n{log.read_text()}")
+    assert pr_check.with_log("output", line.replace(str(log), str(tmp_path / "gone"))) == "output"
+    cell = pr_check.mark(pr_check.Outcome(False, "a | b"), "")
+    assert cell == "FAILED: a \\| b"
 
 
 # --- the steps, run on a copy of this checkout ---------------------------------------------
