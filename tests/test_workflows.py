@@ -7,8 +7,9 @@ profile: a contributor's pull request adding a submission, pull requests that ed
 leaderboard by hand or drop a results file's per-case table, a push to main that changes the
 results, and the run-and-publish job. The test and the workflows cannot drift: a step added to
 a workflow runs here too, and `test_each_job_runs_the_expected_steps` lists them all.
-The install step (`.ci/install`, i.e. `make install`) is not run: this environment is
-installed already. `test_install_step_*` dry-runs it (`make -n`).
+Two steps are not run: the install step (`.ci/install`, i.e. `make install`), since this
+environment is installed already (`test_install_step_*` dry-runs it with `make -n`), and ci.yml's
+`make test`, which is the suite this test belongs to.
 """
 
 from __future__ import annotations
