@@ -151,7 +151,8 @@ def mark(outcome: Outcome | None, not_applicable: str) -> str:
     return text if outcome.ok else f"FAILED: {text}"
 
 
-def summary_markdown(rows: list[SubmissionRow], leaderboard: Outcome) -> str:
+def summary_markdown(rows: list[SubmissionRow], leaderboard: Outcome, paths: list[str]) -> str:
+    """The job summary; `paths` are the pull request's changed paths."""
     table = tabulate(
         [
             [
@@ -182,17 +183,25 @@ def summary_markdown(rows: list[SubmissionRow], leaderboard: Outcome) -> str:
             "writes both).",
             "",
         ]
-    parts += publish_instructions([row for row in rows if row.ok and row.name])
+    results = [p for p in paths if p.startswith("leaderboard/results/") and Path(p).is_file()]
+    passed = [row for row in rows if row.ok and row.name]
+    parts += publish_instructions(passed, results if leaderboard.ok else [])
     return "\n".join(parts).rstrip() + "\n"
 
 
-def publish_instructions(rows: list[SubmissionRow]) -> list[str]:
-    """What a maintainer runs, after merging, to put each passing submission on the board."""
+def publish_instructions(rows: list[SubmissionRow], results: list[str]) -> list[str]:
+    """What a maintainer runs, after merging, to put each passing submission on the board;
+    `results` are the checked results files the pull request itself adds or changes."""
     rows = [row for row in rows if Path(row.folder).name != TEMPLATE]
     if not rows:
         return []
     parts = ["### To publish (a maintainer, after merging)", ""]
     for row in rows:
+        for path in [p for p in results if Path(p).name.startswith(f"{row.name}__")]:
+            parts += [
+                f"`{row.name}`: this pull request publishes `{path}`; merging it is enough.",
+                "",
+            ]
         if row.kind == "adapter":
             parts += [
                 f"`{row.name}`: run it on every fold and open a pull request with its results "
@@ -240,14 +249,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("head", help="the pull request's head commit")
     args = parser.parse_args(argv)
     try:
-        folders = changed_submission_folders(changed_paths(args.base, args.head))
+        paths = changed_paths(args.base, args.head)
     except subprocess.CalledProcessError as error:
-        print(f"error: git diff {args.base}...{args.head} failed: {error.stderr.strip()}")
+        reason = (error.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"error: git diff {args.base}...{args.head} failed: {reason}", file=sys.stderr)
         return 2
+    folders = changed_submission_folders(paths)
     rows = [check_folder(folder) for folder in folders]
     leaderboard = check_leaderboard()
     annotate(rows, leaderboard)
-    write_summary(summary_markdown(rows, leaderboard))
+    write_summary(summary_markdown(rows, leaderboard, paths))
     return 0 if leaderboard.ok and all(row.ok for row in rows) else 1
 
 

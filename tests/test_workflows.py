@@ -197,6 +197,30 @@ def test_pr_check_folds_the_log_a_failed_check_names(tmp_path):
     assert cell == "FAILED: a \\| b"
 
 
+def test_pr_check_says_when_the_pull_request_already_publishes(tmp_path, monkeypatch):
+    pr_check = _pr_check()
+    monkeypatch.chdir(tmp_path)
+    published = Path("leaderboard/results/ada__phantom__demo.json")
+    published.parent.mkdir(parents=True)
+    published.write_text("{}", encoding="utf-8")
+    ok = pr_check.Outcome(True, "ok")
+    row = pr_check.SubmissionRow("submissions/ada", "adapter", ok, ok, "ada")
+    other = pr_check.SubmissionRow("submissions/bob", "predictions", ok, None, "bob")
+    lines = pr_check.publish_instructions([row, other], [str(published)])
+    note = f"`ada`: this pull request publishes `{published}`; merging it is enough."
+    assert lines.count(note) == 1 and "bench run --method ada --profile demo --publish" in lines
+    assert "bench score --submission submissions/bob --dataset DIR --publish" in lines
+    assert not [line for line in lines if "bob" in line and "publishes" in line]
+
+
+def test_pr_check_refuses_an_unknown_base_in_one_line(tmp_path, monkeypatch, capsys):
+    git(tmp_path, "init", "--quiet")
+    monkeypatch.chdir(tmp_path)
+    assert _pr_check().main(["no-such-commit", "HEAD"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: git diff no-such-commit...HEAD failed: ") and err.count("\n") == 1
+
+
 # --- the steps, run on a copy of this checkout ---------------------------------------------
 
 
