@@ -221,6 +221,39 @@ def test_pr_check_refuses_an_unknown_base_in_one_line(tmp_path, monkeypatch, cap
     assert err.startswith("error: git diff no-such-commit...HEAD failed: ") and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("writes", [0, 2])
+def test_publish_run_without_exactly_one_new_results_file(writes, tmp_path):
+    """A `bench` that publishes nothing new leaves the output empty (no artifact, no pull
+    request); one that changes two results files is refused. The `bench` here is a stand-in
+    that writes `writes` results files; the real one runs in the dispatch test below."""
+    git(tmp_path, "init", "--quiet")
+    fake = tmp_path / "bin" / "bench"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/bin/sh\nmkdir -p leaderboard/results\n"
+        + "".join(f"echo {{}} > leaderboard/results/m{i}__d__smoke.json\n" for i in range(writes)),
+        encoding="utf-8",
+    )
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
+    env |= {"GITHUB_OUTPUT": str(tmp_path / "out"), "GITHUB_STEP_SUMMARY": str(tmp_path / "sum")}
+    command = [sys.executable, str(ROOT / ".ci" / "publish_run.py"), "--method", "m"]
+    done = subprocess.run(
+        [*command, "--profile", "smoke", "--dataset", ""],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.stdout.startswith("bench run --method m --profile smoke --publish\n")
+    if writes == 0:
+        assert done.returncode == 0 and (tmp_path / "out").read_text() == "results=\n"
+        assert "nothing to publish" in (tmp_path / "sum").read_text()
+    else:
+        assert done.returncode == 2 and "changed 2 results files" in done.stdout
+        assert not (tmp_path / "out").exists()
+
+
 # --- the steps, run on a copy of this checkout ---------------------------------------------
 
 
