@@ -118,13 +118,13 @@ def _image_level(image: object) -> str:
     columns = [
         "reference",
         "test",
-        "n_cases",
-        "n_positive",
+        "n",
+        "positives",
         "sensitivity",
         "specificity",
         "auc",
-        "lesion_detection_rate",
-        "correct_classification_rate",
+        "accuracy",
+        "detection_rate",
     ]
     threshold = float(image["threshold_ml"].iloc[0]) if len(image) else float("nan")
     body = tabulate(image[columns].to_numpy().tolist(), headers=columns, floatfmt=".3f")
