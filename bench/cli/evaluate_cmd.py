@@ -3,7 +3,9 @@
 Two forms:
   bench evaluate --reference DIR --test DIR --out FILE.csv       (the published evaluator's input)
   bench evaluate --dataset DIR --predictions DIR [--method NAME] --out FILE.csv
-Both print the median of every metric per (reference, test) and the image-level table.
+Both print the median of every metric per (reference, test) and the image-level table. With
+predictions, a dataset with a split is scored on the cases its split validates (the cases a
+method predicts), as `bench score` does.
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="off",
         help="'use': HD95 and ASD as the published UncertainSmallEmpty evaluator computes them",
     )
+    parser.add_argument(
+        "--same-grid",
+        action="store_true",
+        help="score masks whose origin or direction differ from the reference's (a tool "
+        "dropped the header) on the reference's header; shape and spacing must still match",
+    )
     parser.add_argument("--workers", type=int, default=None, help="processes (default: 2)")
     parser.add_argument(
         "--cache",
@@ -80,27 +88,58 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         small_ml=args.small_ml,
         compat=args.compat,
+        same_grid=args.same_grid,
     )
     if folder_mode:
         if args.reference is None or args.test is None:
             raise InputError("--reference and --test go together")
         table = score_folders(args.reference, args.test, **common)
+        scope = f"{table['case'].nunique()} cases"
     else:
         from bench.data.dataset import load_dataset
 
         if args.dataset is None:
             raise InputError("--predictions needs --dataset")
-        predictions = {}
+        dataset = load_dataset(args.dataset)
+        predictions, cases = {}, None
         if args.predictions is not None:
             predictions[args.method or args.predictions.resolve().name] = args.predictions
-        table = score_study(load_dataset(args.dataset), predictions, **common)
+            cases = _validated_cases(dataset)
+        table = score_study(dataset, predictions, cases=cases, **common)
+        scope = _scope(table["case"].nunique(), len(dataset.cases), cases is not None)
 
     write_text(table.to_csv(index=False, na_rep="NaN"), args.out)
     print(_summary(table))
     print()
     print(_image_level(image_level_table(table, args.threshold_ml)))
-    print(f"\nwrote {len(table)} rows to {args.out}")
+    print(f"\nscored {scope}; wrote {len(table)} rows to {args.out}")
+    if args.same_grid:
+        print(
+            "--same-grid: origins and directions were not checked; every mask was scored on "
+            "its reference's header (with --dataset: its case's image)"
+        )
     return 0
+
+
+def _validated_cases(dataset) -> list[str] | None:
+    """The cases the dataset's split validates (every fold); None without a split file."""
+    from bench.data.dataset import SPLITS_NAME
+    from bench.splits import load_split
+
+    if not (dataset.root / SPLITS_NAME).is_file():
+        return None
+    split = load_split(dataset)
+    return sorted({case for fold in split["folds"] for case in fold["val"]})
+
+
+def _scope(scored: int, in_dataset: int, by_split: bool) -> str:
+    if not by_split:
+        return f"{scored} cases"
+    left = in_dataset - scored
+    return (
+        f"{scored} cases, the validation cases of the split ({left} of the dataset's "
+        f"{in_dataset} are training-only and never predicted)"
+    )
 
 
 def _summary(table) -> str:
