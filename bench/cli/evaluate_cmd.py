@@ -4,8 +4,8 @@ Two forms:
   bench evaluate --reference DIR --test DIR --out FILE.csv       (the published evaluator's input)
   bench evaluate --dataset DIR --predictions DIR [--method NAME] --out FILE.csv
 Both print the median of every metric per (reference, test) and the image-level table. With
-predictions, a dataset with a split is scored on the cases its split validates (the cases a
-method predicts), as `bench score` does.
+predictions, a dataset with a split is scored on the validation cases of the folds predicted
+(second scans are training-only and never predicted), as `bench run` and `bench score` do.
 """
 
 from __future__ import annotations
@@ -101,12 +101,12 @@ def run(args: argparse.Namespace) -> int:
         if args.dataset is None:
             raise InputError("--predictions needs --dataset")
         dataset = load_dataset(args.dataset)
-        predictions, cases = {}, None
+        predictions, cases, note = {}, None, ""
         if args.predictions is not None:
             predictions[args.method or args.predictions.resolve().name] = args.predictions
-            cases = _validated_cases(dataset)
+            cases, note = _validated_cases(dataset, args.predictions)
         table = score_study(dataset, predictions, cases=cases, **common)
-        scope = _scope(table["case"].nunique(), len(dataset.cases), cases is not None)
+        scope = _scope(table["case"].nunique(), len(dataset.cases), note)
 
     write_text(table.to_csv(index=False, na_rep="NaN"), args.out)
     print(_summary(table))
@@ -121,25 +121,43 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _validated_cases(dataset) -> list[str] | None:
-    """The cases the dataset's split validates (every fold); None without a split file."""
+def _validated_cases(dataset, predictions: Path) -> tuple[list[str] | None, str]:
+    """The cases to score: the validation cases of every fold the predictions cover (a run
+    of some folds predicts only theirs), and how to describe them; (None, "") without a split.
+
+    A fold predicted in part is an error naming a missing case: nothing is dropped silently.
+    """
     from bench.data.dataset import SPLITS_NAME
+    from bench.evaluate.loading import nifti_files
     from bench.splits import load_split
 
     if not (dataset.root / SPLITS_NAME).is_file():
-        return None
-    split = load_split(dataset)
-    return sorted({case for fold in split["folds"] for case in fold["val"]})
+        return None, ""
+    predicted = set(nifti_files(predictions))
+    cases, covered, absent = [], [], []
+    for fold in load_split(dataset)["folds"]:
+        missing = [case for case in fold["val"] if case not in predicted]
+        if missing and len(missing) < len(fold["val"]):
+            raise InputError(
+                f"no prediction for this case, a validation case of fold {fold['fold']} "
+                f"(predicted for {len(fold['val']) - len(missing)} of its {len(fold['val'])})",
+                missing[0],
+                predictions / f"{missing[0]}.nii.gz",
+            )
+        (absent if missing else covered).append(str(fold["fold"]))
+        cases += [] if missing else fold["val"]
+    if not covered:  # no fold at all: name the first case, as for any missing prediction
+        return sorted({c for fold in load_split(dataset)["folds"] for c in fold["val"]}), ""
+    note = f"the validation cases of fold {', '.join(covered)}"
+    if absent:
+        note += f"; fold {', '.join(absent)} not predicted"
+    return sorted(set(cases)), note
 
 
-def _scope(scored: int, in_dataset: int, by_split: bool) -> str:
-    if not by_split:
+def _scope(scored: int, in_dataset: int, note: str) -> str:
+    if not note:
         return f"{scored} cases"
-    left = in_dataset - scored
-    return (
-        f"{scored} cases, the validation cases of the split ({left} of the dataset's "
-        f"{in_dataset} are training-only and never predicted)"
-    )
+    return f"{scored} of the dataset's {in_dataset} cases ({note})"
 
 
 def _summary(table) -> str:

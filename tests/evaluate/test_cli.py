@@ -84,7 +84,30 @@ def test_study_scores_the_cases_the_split_validates(tmp_path, capsys):
     assert sorted(set(table["case"])) == ["p000", "p001", "p002", "p003"]
     assert set(table["test"]) == {"A", "B", "C", "demo"}
     printed = capsys.readouterr().out
-    assert "scored 4 cases, the validation cases of the split (2 of the dataset's 6" in printed
+    assert "scored 4 of the dataset's 6 cases (the validation cases of fold 0, 1)" in printed
+
+
+def test_study_scores_the_folds_predicted_and_refuses_a_fold_in_part(tmp_path, capsys):
+    from bench.splits import load_split, make_split, write_split
+
+    dataset = write_tiny_dataset(tmp_path / "data", n_patients=4, second_scans=(1,))
+    write_split(dataset, make_split(dataset, n_folds=2))
+    fold_1 = load_split(dataset)["folds"][1]["val"]
+    predictions = write_predictions(dataset, tmp_path / "demo")
+    for case in [*fold_1, "p001_s1"]:
+        (predictions / f"{case}.nii.gz").unlink()  # a run of fold 0 only
+    out = tmp_path / "study.csv"
+    argv = ["evaluate", "--dataset", str(dataset.root), "--predictions", str(predictions)]
+    argv += ["--out", str(out), "--workers", "1", "--cache", "none"]
+    assert bench.cli.main(argv) == 0
+    assert set(pd.read_csv(out)["case"]) == set(load_split(dataset)["folds"][0]["val"])
+    assert "(the validation cases of fold 0; fold 1 not predicted)" in capsys.readouterr().out
+    (predictions / f"{fold_1[0]}.nii.gz").write_bytes(b"")  # fold 1 now in part
+    assert bench.cli.main(argv) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert (
+        len(error) == 1 and "no prediction for this case, a validation case of fold 1" in error[0]
+    )
 
 
 def test_headerless_prediction_needs_same_grid(tmp_path, capsys):
