@@ -172,8 +172,7 @@ def precision_test(
         # H0 side: the method's SD exceeds the rater's by the margin or more (on it counts).
         excess = snap_to_margin(boot_difference - margin_abs, max(margin_abs, sd_rater))
         p_boot = (1 + int((excess >= 0).sum())) / (1 + boot_difference.size)
-        on_margin = np.where(excess == 0, boot_rater + margin_abs, boot_method)
-        statistic, p_ranksum = mannwhitney_greater(boot_rater + margin_abs, on_margin)
+        statistic, p_ranksum = mannwhitney_greater(boot_rater + margin_abs, boot_method)
     return PrecisionTest(
         rater=rater_name,
         metric=metric,
