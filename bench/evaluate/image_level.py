@@ -42,28 +42,35 @@ class ImageLevel:
         return asdict(self)
 
 
-def weighted_auc(scores: np.ndarray, positive: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def weighted_auc(
+    scores: np.ndarray,
+    positive: np.ndarray,
+    weights: np.ndarray,
+    negative: np.ndarray | None = None,
+) -> np.ndarray:
     """The Mann-Whitney AUC of `scores` under each column of case weights: (n,), (n, R) -> (R,).
 
     P(score of a positive > score of a negative), ties counting one half, each case counted
     `weights[i, r]` times; a bootstrap resample is its draw counts. With whole-number weights
     every sum is exact and the one division rounds once, so a unit weight gives bit for bit
     the mid-rank formula (and sklearn's roc_auc_score). NaN where a class has no weight.
+    `negative` (default: not positive) lets a caller leave cases out of both classes.
     """
     scores = np.asarray(scores, np.float64)
     positive = np.asarray(positive, bool)
+    negative = ~positive if negative is None else np.asarray(negative, bool)
     weights = np.asarray(weights, np.float64)
     weights = weights[:, None] if weights.ndim == 1 else weights
-    order = np.argsort(scores, kind="stable")
-    ordered = scores[order]
-    negatives = np.where(positive[order, None], 0.0, weights[order])
-    # Row k: negative weight among the k lowest scores (row 0: none).
-    cumulative = np.concatenate([np.zeros((1, weights.shape[1])), np.cumsum(negatives, axis=0)])
-    lower = cumulative[np.searchsorted(ordered, scores[positive], side="left")]
-    lower_or_tied = cumulative[np.searchsorted(ordered, scores[positive], side="right")]
-    wins = 0.5 * (lower + lower_or_tied)  # ties count one half
-    u = (weights[positive] * wins).sum(axis=0)
-    pairs = weights[positive].sum(axis=0) * weights[~positive].sum(axis=0)
+    order = np.argsort(scores[negative], kind="stable")
+    negative_scores = scores[negative][order]
+    # Row k: the negatives' weight among the k lowest negative scores (row 0: none).
+    cumulative = np.zeros((order.size + 1, weights.shape[1]))
+    np.cumsum(weights[negative][order], axis=0, out=cumulative[1:])
+    lower = np.searchsorted(negative_scores, scores[positive], side="left")
+    lower_or_tied = np.searchsorted(negative_scores, scores[positive], side="right")
+    twice_wins = cumulative[lower] + cumulative[lower_or_tied]  # ties count one half
+    u = 0.5 * np.einsum("pr,pr->r", weights[positive], twice_wins)
+    pairs = weights[positive].sum(axis=0) * cumulative[-1]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(pairs > 0, u / pairs, np.nan)
 

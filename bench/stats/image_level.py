@@ -89,11 +89,13 @@ def figure_resamples(volumes: PairVolumes, boot: CaseBootstrap, threshold_ml: fl
     """(3, R): sensitivity, specificity and AUC in every resample; NaN where undefined."""
     positive, negative, called = volumes.classes(threshold_ml)
     weights = boot.weights()
+    classes = np.stack([positive & called, positive, negative & ~called, negative])
+    hits, positives, correct_negatives, negatives = np.einsum(
+        "sn,nr->sr", classes.astype(np.float64), weights
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
-        sensitivity = weights[positive & called].sum(0) / weights[positive].sum(0)
-        specificity = weights[negative & ~called].sum(0) / weights[negative].sum(0)
-    scores = np.where(volumes.defined, volumes.test_ml, 0.0)
-    auc = weighted_auc(scores, positive, weights * volumes.defined[:, None])
+        sensitivity, specificity = hits / positives, correct_negatives / negatives
+    auc = weighted_auc(volumes.test_ml, positive, weights, negative)
     return np.stack([sensitivity, specificity, auc])
 
 
