@@ -30,7 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     study = parser.add_argument_group("a study: every rater, truth and the method, all pairs")
     study.add_argument("--dataset", type=Path, metavar="DIR", help="a bench dataset (v1)")
     study.add_argument("--predictions", type=Path, metavar="DIR", help="<case>.nii.gz masks")
-    study.add_argument("--method", help="name of the predictions (default: the folder's name)")
+    study.add_argument(
+        "--method",
+        help="name of the predictions (default: the folder's name; <method> for a run's "
+        "predictions/<method>/<profile> folder)",
+    )
     parser.add_argument("--out", type=Path, required=True, metavar="FILE.csv", help="per-case CSV")
     parser.add_argument(
         "--threshold-ml",
@@ -103,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         dataset = load_dataset(args.dataset)
         predictions, cases, note = {}, None, ""
         if args.predictions is not None:
-            predictions[args.method or args.predictions.resolve().name] = args.predictions
+            predictions[args.method or _method_name(args.predictions)] = args.predictions
             cases, note = _validated_cases(dataset, args.predictions)
         table = score_study(dataset, predictions, cases=cases, **common)
         scope = _scope(table["case"].nunique(), len(dataset.cases), note)
@@ -119,6 +123,12 @@ def run(args: argparse.Namespace) -> int:
             "its reference's header (with --dataset: its case's image)"
         )
     return 0
+
+
+def _method_name(folder: Path) -> str:
+    """A run writes `<workdir>/predictions/<method>/<profile>/`: the method, not the profile."""
+    folder = folder.resolve()
+    return folder.parent.name if folder.parent.parent.name == "predictions" else folder.name
 
 
 def _validated_cases(dataset, predictions: Path) -> tuple[list[str] | None, str]:

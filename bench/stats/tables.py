@@ -203,15 +203,19 @@ def _image_level_test_row(test: ImageLevelTest) -> list[str]:
         fmt_estimate(test.rater_value, test.rater_ci_low, test.rater_ci_high),
         fmt_estimate(test.method_value, test.method_ci_low, test.method_ci_high),
         fmt_number(test.margin),
-        f"{fmt_number(test.difference)} "
-        f"{fmt_interval(test.difference_ci_low, test.difference_ci_high)}",
+        _with_interval(test.difference, test.difference_ci_low, test.difference_ci_high),
         fmt_p(test.p_adjusted),
         test.verdict.value,
-        f"{fmt_number(precision.sd_difference)} "
-        f"{fmt_interval(precision.ci_low, precision.ci_high)}",
+        _with_interval(precision.sd_difference, precision.ci_low, precision.ci_high),
         fmt_p(precision.p_adjusted),
         precision.verdict.value,
     ]
+
+
+def _with_interval(value: float, low: float, high: float) -> str:
+    if math.isnan(value):
+        return MISSING
+    return f"{fmt_number(value)} {fmt_interval(low, high)}"
 
 
 _FIGURE_LABELS = {"sensitivity": "Sensitivity", "specificity": "Specificity", "auc": "AUC"}

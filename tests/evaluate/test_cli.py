@@ -74,7 +74,7 @@ def test_study_scores_the_cases_the_split_validates(tmp_path, capsys):
 
     dataset = write_tiny_dataset(tmp_path / "data", n_patients=4, second_scans=(1, 2))
     write_split(dataset, make_split(dataset, n_folds=2))
-    predictions = write_predictions(dataset, tmp_path / "demo")
+    predictions = write_predictions(dataset, tmp_path / "run" / "predictions" / "net" / "demo")
     for second in ("p001_s1", "p002_s1"):
         (predictions / f"{second}.nii.gz").unlink()
     out = tmp_path / "study.csv"
@@ -82,7 +82,7 @@ def test_study_scores_the_cases_the_split_validates(tmp_path, capsys):
     assert bench.cli.main([*argv, "--out", str(out), "--workers", "1"]) == 0
     table = pd.read_csv(out)
     assert sorted(set(table["case"])) == ["p000", "p001", "p002", "p003"]
-    assert set(table["test"]) == {"A", "B", "C", "demo"}
+    assert set(table["test"]) == {"A", "B", "C", "net"}  # the method, not the profile
     printed = capsys.readouterr().out
     assert "scored 4 of the dataset's 6 cases (the validation cases of fold 0, 1)" in printed
 
