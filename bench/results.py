@@ -405,14 +405,20 @@ def _dataclass_from_json(value: Any, cls: type, where: str) -> Any:
     if not isinstance(value, dict):
         raise SchemaError(f"{here}: expected an object, got {type(value).__name__}")
     names = [f.name for f in fields(cls)]
-    missing = [n for n in names if n not in value]
+    # A field added after schema 1 was written says so ({"optional": True}) and has a default.
+    optional = {f.name for f in fields(cls) if f.metadata.get("optional")}
+    missing = [n for n in names if n not in value and n not in optional]
     if missing:
         raise SchemaError(f"{here}: missing field {missing[0]!r}")
     unknown = [k for k in value if k not in names]
     if unknown:
         raise SchemaError(f"{here}: unknown field {unknown[0]!r}")
     hints = _hints(cls)
-    decoded = {n: from_json(value[n], hints[n], f"{where}.{n}" if where else n) for n in names}
+    decoded = {
+        n: from_json(value[n], hints[n], f"{where}.{n}" if where else n)
+        for n in names
+        if n in value
+    }
     try:
         return cls(**decoded)
     except (ValueError, BenchError) as error:

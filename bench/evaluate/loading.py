@@ -6,6 +6,7 @@ in array-axis order (`Geometry.spacing_zyx_mm`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +63,25 @@ def grid_mismatch(expected: Geometry, actual: Geometry, expected_name: str) -> s
 
 
 def check_grid(
-    expected: Geometry, actual: Geometry, expected_name: str, case: str | None, path: Path
+    expected: Geometry,
+    actual: Geometry,
+    expected_name: str,
+    case: str | None,
+    path: Path,
+    same_grid: bool = False,
 ) -> None:
-    problem = grid_mismatch(expected, actual, expected_name)
+    """InputError unless `actual` lies on `expected`'s grid.
+
+    `same_grid`: the caller vouches that the file lies on the expected voxel grid whatever
+    its origin and direction say (tools that drop the header write (-100, -100, -100) and
+    the identity); shape and spacing must still match.
+    """
+    headerless = replace(actual, origin_xyz=expected.origin_xyz, direction=expected.direction)
+    problem = grid_mismatch(expected, headerless if same_grid else actual, expected_name)
+    if problem and not same_grid and grid_mismatch(expected, headerless, expected_name) is None:
+        problem += (
+            f"; if the file lost its header but lies on the {expected_name}'s voxel grid, "
+            f"--same-grid scores it with the {expected_name}'s header"
+        )
     if problem:
         raise InputError(problem, case, path)

@@ -40,6 +40,7 @@ class Settings:
 
     small_ml: float = 0.0
     compat: str = Compat.OFF.value
+    same_grid: bool = False  # masks on the grid of record whatever their origin and direction
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,9 @@ def score_case(job: CaseJob, settings: Settings) -> CaseResult:
         if grid is None:
             grid = geometry
         else:
-            check_grid(grid, geometry, job.grid_name, job.case, path)
-        arrays[name] = (as_bool(array), geometry.spacing_zyx_mm)
+            check_grid(grid, geometry, job.grid_name, job.case, path, settings.same_grid)
+        spacing = grid.spacing_zyx_mm if settings.same_grid else geometry.spacing_zyx_mm
+        arrays[name] = (as_bool(array), spacing)
     decoded = time.perf_counter()
     prepared = _prepare_all(arrays)
     arrays.clear()
@@ -116,7 +118,10 @@ def _prepare_all(
 
 
 def _cache_settings(settings: Settings, job: CaseJob) -> dict[str, Any]:
-    return {**asdict(settings), "pairs": [list(p) for p in job.pairs]}
+    values = asdict(settings)
+    if not settings.same_grid:  # keys of caches written before the option stay valid
+        del values["same_grid"]
+    return {**values, "pairs": [list(p) for p in job.pairs]}
 
 
 def default_workers() -> int:
@@ -234,11 +239,15 @@ def score_study(
     small_ml: float = 0.0,
     compat: Compat | str = Compat.OFF,
     cases: Sequence[str] | None = None,
+    same_grid: bool = False,
 ) -> pd.DataFrame:
     """Per-case metrics of every study pair: columns `bench.metric_names.PER_CASE_COLUMNS`.
 
     `predictions` maps a method name to a folder of `<case>.nii.gz` masks on the cases'
-    grids (the method name becomes the `test` value). `cases` restricts the cases scored.
+    grids (the method name becomes the `test` value). `cases` restricts the cases scored
+    (a prediction for any other case is an error). `same_grid`: masks whose origin or
+    direction differ from the image's are scored on the image's header (shape and spacing
+    must match).
     """
     methods = {name: Path(folder) for name, folder in (predictions or {}).items()}
     clash = set(methods) & set(dataset.label_sets)
@@ -249,8 +258,10 @@ def score_study(
         unknown = sorted(set(cases) - {c.id for c in selected})
         if unknown:
             raise InputError("no such case in the dataset", unknown[0], dataset.root)
+    expected = "in the dataset" if cases is None else "among the cases to score"
     files = {
-        name: prediction_files(folder, [c.id for c in selected]) for name, folder in methods.items()
+        name: prediction_files(folder, [c.id for c in selected], expected)
+        for name, folder in methods.items()
     }
     pairs = study_pairs(dataset.raters, dataset.truth, list(methods))
     jobs = [
@@ -266,7 +277,7 @@ def score_study(
         )
         for case in selected
     ]
-    settings = Settings(float(small_ml), Compat(compat).value)
+    settings = Settings(float(small_ml), Compat(compat).value, bool(same_grid))
     return run_jobs(jobs, settings, Path(cache_dir) if cache_dir else None, workers)
 
 
@@ -277,10 +288,12 @@ def score_folders(
     workers: int | None = None,
     small_ml: float = 0.0,
     compat: Compat | str = Compat.OFF,
+    same_grid: bool = False,
 ) -> pd.DataFrame:
     """Score two folders of NIfTI masks with matching names (the published evaluator's input).
 
-    `reference` and `test` in the table are the folders' names.
+    `reference` and `test` in the table are the folders' names. `same_grid`: a test mask
+    whose origin or direction differ from its reference's is scored on the reference's header.
     """
     reference_dir, test_dir = Path(reference_dir), Path(test_dir)
     references, tests = nifti_files(reference_dir), nifti_files(test_dir)
@@ -303,5 +316,5 @@ def score_folders(
         )
         for name in sorted(references)
     ]
-    settings = Settings(float(small_ml), Compat(compat).value)
+    settings = Settings(float(small_ml), Compat(compat).value, bool(same_grid))
     return run_jobs(jobs, settings, Path(cache_dir) if cache_dir else None, workers)

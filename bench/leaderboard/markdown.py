@@ -295,6 +295,16 @@ def render_method_page(results: Results) -> str:
             _md(tables.image_level_table(block.image_level)),
             "",
         ]
+        if block.image_level_tests:
+            lines += [
+                f"Table 3, image level: each figure with its {100 * config.ci_level:g}% "
+                "bootstrap CI; bias: share of resamples in which the difference reaches "
+                "-margin; precision: SD difference of the per-case values behind each figure "
+                "(README, statistics).",
+                "",
+                _md(tables.image_level_tests_table(study, block)),
+                "",
+            ]
     if study.truth:
         lines += ["## Against the truth", "", _md(tables.truth_table(study)), ""]
     lines += [

@@ -41,6 +41,12 @@ class CaseBootstrap:
         self._counts_small = self._counts.astype(_walk_dtype(n_cases))
         self._counts_float = self._counts.astype(np.float64)
 
+    def weights(self) -> np.ndarray:
+        """(n, R) draw counts as floats: column r weighs each case as resample r draws it."""
+        view = self._counts_float.view()
+        view.flags.writeable = False
+        return view
+
     def medians(self, values: np.ndarray) -> np.ndarray:
         """Median of every resample of every series: (S, n) values -> (S, R) medians.
 

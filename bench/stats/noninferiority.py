@@ -11,6 +11,10 @@ rater's SDs plus the precision margin (0 by default). That p-value shrinks as R 
 the evidence, so the verdict comes from the bootstrap distribution of the paired SD difference
 SD(E, M) - SD(E, A) instead: p = share of resamples with difference >= margin, and its CI.
 
+Both tests treat a value within rounding of the margin as on it (H0 side): a method that is
+the rater shifted by a constant has the rater's SDs exactly, and its bootstrap SD differences
+are rounding noise around 0 that would otherwise decide the p-value.
+
 Pairs with either metric undefined (NaN) are dropped from both tests; n reports what is left.
 Tests are built unadjusted; `with_adjusted` fills in Holm's adjusted p and the verdict.
 """
@@ -29,7 +33,8 @@ from bench.stats.config import Margin
 from bench.stats.rank_tests import mannwhitney_greater, wilcoxon_greater
 from bench.stats.summary import observed_median, shapiro
 
-# |d + margin| below this (relative to the margin) is a floating-point zero, not a tiny loss.
+# A distance from the margin below this (relative to the values compared, at least 1) is a
+# floating-point zero, not a tiny loss or gain.
 _ZERO_TOLERANCE = 1e-12
 
 
@@ -117,9 +122,16 @@ def bias_test(
 
 def shifted_differences(d: np.ndarray, margin: float) -> np.ndarray:
     """d + margin, with floating-point zeros snapped to 0 (a pair exactly on the margin)."""
-    shifted = d + margin
-    scale = max(margin, 1.0) if math.isfinite(margin) else 1.0
-    return np.where(np.abs(shifted) < _ZERO_TOLERANCE * scale, 0.0, shifted)
+    return snap_to_margin(d + margin, margin)
+
+
+def snap_to_margin(distance: np.ndarray, scale: float) -> np.ndarray:
+    """Signed distances from the margin, those within rounding of it set to exactly 0.
+
+    Rounding is relative to `scale`, the size of the values compared (at least 1).
+    """
+    scale = max(abs(scale), 1.0) if math.isfinite(scale) else 1.0
+    return np.where(np.abs(distance) < _ZERO_TOLERANCE * scale, 0.0, distance)
 
 
 def signed_rank_greater(shifted: np.ndarray) -> tuple[float, float]:
@@ -157,9 +169,9 @@ def precision_test(
         ci_low = ci_high = p_boot = statistic = p_ranksum = math.nan
     else:
         ci_low, ci_high = (float(v) for v in percentile_interval(boot_difference, ci_level))
-        # H0 side: the method's SD exceeds the rater's by the margin or more.
-        exceed = int((boot_difference >= margin_abs).sum())
-        p_boot = (1 + exceed) / (1 + boot_difference.size)
+        # H0 side: the method's SD exceeds the rater's by the margin or more (on it counts).
+        excess = snap_to_margin(boot_difference - margin_abs, max(margin_abs, sd_rater))
+        p_boot = (1 + int((excess >= 0).sum())) / (1 + boot_difference.size)
         statistic, p_ranksum = mannwhitney_greater(boot_rater + margin_abs, boot_method)
     return PrecisionTest(
         rater=rater_name,

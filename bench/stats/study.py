@@ -7,16 +7,22 @@ matrix: medians and SDs for all of them come out of two vectorised passes.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from bench.errors import InputError
+from bench.evaluate.image_level import ImageLevel, image_level
 from bench.metric_names import METRIC_NAMES
 from bench.stats.bootstrap import CaseBootstrap, percentile_interval
 from bench.stats.config import HolmFamily, StatsConfig
-from bench.stats.image_level import ImageLevel, image_level
+from bench.stats.image_level import (
+    ImageLevelTest,
+    PairVolumes,
+    compare_image_level,
+    with_adjusted_image_level,
+)
 from bench.stats.multiplicity import holm
 from bench.stats.noninferiority import (
     BiasTest,
@@ -44,6 +50,8 @@ class RaterComparison:
     bias: tuple[BiasTest, ...]
     precision: tuple[PrecisionTest, ...]
     image_level: tuple[ImageLevel, ...]  # (E, A) then (E, M)
+    # CIs and tests of the image-level figures; absent from results files written before them.
+    image_level_tests: tuple[ImageLevelTest, ...] = field(default=(), metadata={"optional": True})
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,10 @@ def compute_study(
         rater_values = values.metrics(rater, roles.reference)
         method_values = values.metrics(rater, method)
         bias, precision = _tests(rater, rater_values, method_values, boot, config)
+        levels = tuple(
+            pair_image_level(values, rater, test, config.image_level_threshold_ml)
+            for test in (roles.reference, method)
+        )
         comparisons.append(
             RaterComparison(
                 rater=rater,
@@ -122,9 +134,13 @@ def compute_study(
                 rater_vs_method=summaries[(rater, method)],
                 bias=bias,
                 precision=precision,
-                image_level=tuple(
-                    pair_image_level(values, rater, test, config.image_level_threshold_ml)
-                    for test in (roles.reference, method)
+                image_level=levels,
+                image_level_tests=compare_image_level(
+                    rater,
+                    (levels[0], pair_volumes(values, rater, roles.reference)),
+                    (levels[1], pair_volumes(values, rater, method)),
+                    boot,
+                    config,
                 ),
             )
         )
@@ -154,6 +170,13 @@ def pair_image_level(
         block[:, METRIC_NAMES.index("Recall")],
         values.reasons(reference, test),
         threshold_ml,
+    )
+
+
+def pair_volumes(values: PairValues, reference: str, test: str) -> PairVolumes:
+    block = values.metrics(reference, test)
+    return PairVolumes(
+        block[:, METRIC_NAMES.index("V_ref")], block[:, METRIC_NAMES.index("V_test")]
     )
 
 
@@ -207,7 +230,10 @@ def _tests(
 
 
 def _adjust(study: StudyStats) -> StudyStats:
-    """Holm over each family of tests, then verdicts at alpha."""
+    """Holm over each family of tests, then verdicts at alpha.
+
+    The image-level tests are families of their own (bias, precision), so the metrics'
+    adjusted p-values do not depend on them."""
     alpha = study.config.alpha
     blocks = list(study.table3)
     if study.config.holm_family is HolmFamily.PER_RATER:
@@ -217,9 +243,14 @@ def _adjust(study: StudyStats) -> StudyStats:
     for family in families:
         bias = [t for i in family for t in blocks[i].bias]
         precision = [t for i in family for t in blocks[i].precision]
+        image = [t for i in family for t in blocks[i].image_level_tests]
+        image_precision = [t.precision for t in image]
         bias_adjusted = iter(holm([t.p_value for t in bias]))
         boot_adjusted = iter(holm([t.p_value for t in precision]))
         ranksum_adjusted = iter(holm([t.ranksum_p for t in precision]))
+        image_adjusted = iter(holm([t.p_value for t in image]))
+        image_boot_adjusted = iter(holm([t.p_value for t in image_precision]))
+        image_ranksum_adjusted = iter(holm([t.ranksum_p for t in image_precision]))
         for i in family:
             block = blocks[i]
             blocks[i] = replace(
@@ -228,6 +259,16 @@ def _adjust(study: StudyStats) -> StudyStats:
                 precision=tuple(
                     with_adjusted_precision(t, next(boot_adjusted), next(ranksum_adjusted), alpha)
                     for t in block.precision
+                ),
+                image_level_tests=tuple(
+                    with_adjusted_image_level(
+                        t,
+                        next(image_adjusted),
+                        next(image_boot_adjusted),
+                        next(image_ranksum_adjusted),
+                        alpha,
+                    )
+                    for t in block.image_level_tests
                 ),
             )
     return replace(study, table3=tuple(blocks))

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 
+from bench.evaluate.image_level import ImageLevel
 from bench.metric_names import BY_NAME, METRIC_NAMES
-from bench.stats.image_level import ImageLevel
+from bench.stats.image_level import ImageLevelTest
 from bench.stats.noninferiority import BiasTest, PrecisionTest, Verdict
 from bench.stats.study import RaterComparison, StudyStats
 from bench.stats.summary import PairSummary, Summary
@@ -177,6 +178,56 @@ def image_level_table(levels: tuple[ImageLevel, ...] | list[ImageLevel]) -> Tabl
     return headers, rows
 
 
+def image_level_tests_table(study: StudyStats, block: RaterComparison) -> Table:
+    """Table 3's image level: both figures with CIs, then the bias and precision tests."""
+    rater, reference, method = block.rater, study.roles.reference, study.method
+    headers = [
+        "Figure",
+        f"{rater} vs {reference}",
+        f"{rater} vs {method}",
+        "Margin",
+        f"Difference {_level(study)} CI",
+        "p (Holm)",
+        "Bias",
+        "SD difference",
+        "p boot (Holm)",
+        "Precision",
+    ]
+    return headers, [_image_level_test_row(t) for t in block.image_level_tests]
+
+
+def _image_level_test_row(test: ImageLevelTest) -> list[str]:
+    precision = test.precision
+    return [
+        _FIGURE_LABELS[test.figure],
+        fmt_estimate(test.rater_value, test.rater_ci_low, test.rater_ci_high),
+        fmt_estimate(test.method_value, test.method_ci_low, test.method_ci_high),
+        fmt_number(test.margin),
+        _with_interval(test.difference, test.difference_ci_low, test.difference_ci_high),
+        fmt_p(test.p_adjusted),
+        test.verdict.value,
+        _with_interval(precision.sd_difference, precision.ci_low, precision.ci_high),
+        fmt_p(precision.p_adjusted),
+        precision.verdict.value,
+    ]
+
+
+def _with_interval(value: float, low: float, high: float) -> str:
+    if math.isnan(value):
+        return MISSING
+    return f"{fmt_number(value)} {fmt_interval(low, high)}"
+
+
+_FIGURE_LABELS = {"sensitivity": "Sensitivity", "specificity": "Specificity", "auc": "AUC"}
+
+
+def fmt_estimate(value: float, low: float, high: float) -> str:
+    """`value ± half-width` of its CI, as `fmt_summary` prints a median."""
+    if math.isnan(value):
+        return MISSING
+    return f"{fmt_number(value)} ± {fmt_number((high - low) / 2)}"
+
+
 def truth_table(study: StudyStats) -> Table:
     """Every rater and the method against the truth: one column per test."""
     pairs: list[PairSummary] = list(study.truth)
@@ -227,6 +278,13 @@ def study_report(study: StudyStats, method: str, reference: str) -> str:
                 image_level_table(block.image_level),
             )
         )
+        if block.image_level_tests:
+            parts.append(
+                show(
+                    f"Table 3: image level, {method} against rater {block.rater}",
+                    image_level_tests_table(study, block),
+                )
+            )
     if study.truth:
         parts.append(show("Against the truth", truth_table(study)))
     return "\n".join(parts)

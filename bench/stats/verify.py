@@ -3,10 +3,11 @@
 A results file carries its per-case table so that a reader (and `bench leaderboard --check`)
 can confirm the tables were not edited by hand. Re-derived: medians and n of every summary,
 each bias test's n, median difference and signed-rank statistic, each precision test's n and
-observed SDs, the image-level numbers, Holm's adjustment of the stored raw p-values and every
-verdict. Not re-derived: bootstrap intervals and p-values (they depend on the resampling, and
-recomputing all of them would make a check as slow as the study) and the Wilcoxon p-value
-itself (scipy's small-sample method changes between versions).
+observed SDs, the image-level numbers and their tests' values, margins, differences, n and
+SDs, Holm's adjustment of the stored raw p-values and every verdict. Not re-derived: bootstrap
+intervals and p-values (they depend on the resampling, and recomputing all of them would make
+a check as slow as the study) and the Wilcoxon p-value itself (scipy's small-sample method
+changes between versions).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from dataclasses import astuple
 import numpy as np
 import pandas as pd
 
-from bench.metric_names import METRIC_NAMES
+from bench.metric_names import METRIC_NAMES, MarginFamily
 from bench.stats.config import HolmFamily
+from bench.stats.image_level import FIGURES, case_values
 from bench.stats.multiplicity import holm
 from bench.stats.noninferiority import (
     complete_pairs,
@@ -29,7 +31,7 @@ from bench.stats.noninferiority import (
 )
 from bench.stats.per_case import PairValues
 from bench.stats.rank_tests import signed_rank_statistic
-from bench.stats.study import StudyStats, pair_image_level, study_table
+from bench.stats.study import StudyStats, pair_image_level, pair_volumes, study_table
 from bench.stats.summary import observed_median
 
 _RTOL, _ATOL = 1e-9, 1e-12
@@ -70,6 +72,7 @@ def verify_study(study: StudyStats, per_case: pd.DataFrame) -> list[str]:
                     f"({median!r})"
                 )
     problems += list(_verify_tests(study, values))
+    problems += list(_verify_image_level_tests(study, values))
     problems += list(_verify_adjustment(study))
     return problems
 
@@ -121,6 +124,41 @@ def _verify_tests(study: StudyStats, values: PairValues) -> Iterator[str]:
                 )
 
 
+def _verify_image_level_tests(study: StudyStats, values: PairValues) -> Iterator[str]:
+    """Each image-level test's values, margin, difference and precision n and SDs."""
+    config = study.config
+    margin_rule = config.margins[MarginFamily.UNIT_INTERVAL.value]
+    for block in study.table3:
+        if not block.image_level_tests:
+            continue  # a file written before the image-level tests
+        figures = tuple(t.figure for t in block.image_level_tests)
+        if figures != FIGURES:
+            yield f"image-level tests vs {block.rater} cover {figures}, expected {FIGURES}"
+            continue
+        rater_level, method_level = block.image_level
+        cases = [
+            case_values(pair_volumes(values, level.reference, level.test), level.threshold_ml)
+            for level in (rater_level, method_level)
+        ]
+        for j, test in enumerate(block.image_level_tests):
+            where = f"image-level test {test.figure} vs {block.rater}"
+            a, m = getattr(rater_level, test.figure), getattr(method_level, test.figure)
+            margin = margin_rule.resolve(a) if not math.isnan(a) else math.nan
+            derived = (a, m, margin, m - a)
+            stored = (test.rater_value, test.method_value, test.margin, test.difference)
+            if not all(same(x, y) for x, y in zip(stored, derived, strict=True)):
+                yield f"{where}: values, margin or difference do not match the image level"
+            keep = complete_pairs(cases[0][j], cases[1][j])
+            if test.precision.n != int(keep.sum()):
+                yield f"{where}: precision n {test.precision.n} does not match the per-case table"
+            elif keep.sum() > 1:
+                sds = [float(np.std(c[j][keep], ddof=1)) for c in cases]
+                if not (
+                    same(test.precision.sd_rater, sds[0]) and same(test.precision.sd_method, sds[1])
+                ):
+                    yield f"{where}: SDs do not match the per-case table"
+
+
 def _verify_adjustment(study: StudyStats) -> Iterator[str]:
     """Holm's adjustment of the stored raw p-values, and verdicts at alpha."""
     alpha = study.config.alpha
@@ -132,15 +170,27 @@ def _verify_adjustment(study: StudyStats) -> Iterator[str]:
     for family in families:
         bias = [t for b in family for t in b.bias]
         precision = [t for b in family for t in b.precision]
+        image = [t for b in family for t in b.image_level_tests]
+        image_precision = [t.precision for t in image]
         checks = [
             ("bias", bias, "p_value", "p_adjusted", "verdict"),
             ("precision", precision, "p_value", "p_adjusted", "verdict"),
             ("rank-sum", precision, "ranksum_p", "ranksum_p_adjusted", "ranksum_verdict"),
+            ("image-level bias", image, "p_value", "p_adjusted", "verdict"),
+            ("image-level precision", image_precision, "p_value", "p_adjusted", "verdict"),
+            (
+                "image-level rank-sum",
+                image_precision,
+                "ranksum_p",
+                "ranksum_p_adjusted",
+                "ranksum_verdict",
+            ),
         ]
         for kind, tests, raw, adjusted, verdict in checks:
             expected = holm([getattr(t, raw) for t in tests])
             for test, p in zip(tests, expected, strict=True):
-                where = f"{kind} test {test.metric} vs {test.rater}"
+                label = getattr(test, "metric", None) or test.figure
+                where = f"{kind} test {label} vs {test.rater}"
                 if not same(getattr(test, adjusted), float(p)):
                     yield f"{where}: adjusted p does not follow from the raw p-values (Holm)"
                 if getattr(test, verdict) is not decide(float(p), alpha):

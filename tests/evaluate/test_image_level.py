@@ -19,16 +19,16 @@ def test_hand_case():
     v_test = np.array([30.0, 10.0, 22.0, 21.0, 0.0, 2.0])
     recall = np.array([0.8, 0.1, 0.0, 0.6, NAN, 0.5])
     reasons = ["", "", "", "", "reference and test empty", ""]
-    result = image_level(v_ref, v_test, recall, reasons, threshold_ml=20.0)
-    assert result.n_cases == 6 and result.n_positive == 3
+    result = image_level("R", "T", v_ref, v_test, recall, reasons, threshold_ml=20.0)
+    assert result.n == 6 and result.positives == 3
     assert result.sensitivity == pytest.approx(2 / 3)  # cases 0 and 2 called positive
     assert result.specificity == pytest.approx(2 / 3)  # case 3 (21 ml) is a false positive
     # AUC: pairs (positive, negative) with the positive's test volume higher:
     # 30 > 21, 0, 2 (3); 10 > 0, 2 (2); 22 > 21, 0, 2 (3) -> 8 of 9.
     assert result.auc == pytest.approx(8 / 9)
     # Scored references: all but case 4 (empty); overlapping: recall > 0 in cases 0, 1, 3, 5.
-    assert result.lesion_detection_rate == pytest.approx(4 / 5)
-    assert result.correct_classification_rate == pytest.approx(4 / 6)
+    assert result.detection_rate == pytest.approx(4 / 5)
+    assert result.accuracy == pytest.approx(4 / 6)
 
 
 def test_ties_count_half():
@@ -47,12 +47,14 @@ def test_auc_matches_sklearn():
 
 def test_small_or_empty_reference_is_not_in_the_detection_rate():
     result = image_level(
+        "R",
+        "T",
         v_ref=[0.3, 2.0, 0.0],
         v_test=[0.4, 0.0, 1.0],
         recall=[NAN, NAN, NAN],
         nan_reasons=["reference at or below 0.5 ml", "test empty", "reference empty"],
     )
-    assert result.lesion_detection_rate == 0.0  # only case 1 counts, and it is missed
+    assert result.detection_rate == 0.0  # only case 1 counts, and it is missed
     assert math.isnan(result.sensitivity)  # no reference reaches 20 ml
     assert result.specificity == 1.0
 
@@ -70,7 +72,34 @@ def test_table_groups_by_pair():
         }
     )
     out = image_level_table(table, threshold_ml=20.0).set_index("reference")
-    assert out.loc["A", "correct_classification_rate"] == 1.0
-    assert out.loc["A", "lesion_detection_rate"] == 0.5
-    assert out.loc["B", "lesion_detection_rate"] == 1.0
-    assert out.loc["B", "n_positive"] == 1
+    assert out.loc["A", "accuracy"] == 1.0
+    assert out.loc["A", "detection_rate"] == 0.5
+    assert out.loc["B", "detection_rate"] == 1.0
+    assert out.loc["B", "positives"] == 1
+
+
+def test_cases_without_both_volumes_are_left_out() -> None:
+    reference = np.array([30.0, 25.0, 5.0, 0.0, 19.9, 20.0, np.nan])
+    test = np.array([28.0, 10.0, 22.0, 1.0, 3.0, 21.0, 50.0])
+    recall = np.array([0.9, 0.0, 0.5, np.nan, 0.2, 0.7, np.nan])
+    reasons = np.array(["", "", "", "reference empty", "", "", ""], dtype=object)
+    # The last case has no reference volume and is left out. Positives (>= 20 ml): cases
+    # 0, 1, 5; called positive: 0, 2, 5.
+    result = image_level("B", "A", reference, test, recall, reasons, 20.0)
+    assert (result.reference, result.test, result.n, result.positives) == ("B", "A", 6, 3)
+    assert result.sensitivity == pytest.approx(2 / 3)  # cases 0 and 5 of 0, 1, 5
+    assert result.specificity == pytest.approx(2 / 3)  # cases 3 and 4 of 2, 3, 4
+    assert result.accuracy == pytest.approx(4 / 6)
+    # AUC by pairs (positive score > negative score): positives 28, 10, 21 against negatives
+    # 22, 1, 3: 28 beats 3, 10 beats 2, 21 beats 2 -> 7 of 9.
+    assert result.auc == pytest.approx(7 / 9)
+    # Detection among the 5 scored references (case 3 is empty): all but case 1 overlap.
+    assert result.detection_rate == pytest.approx(4 / 5)
+
+
+def test_one_class_leaves_rates_undefined() -> None:
+    result = image_level(
+        "B", "A", np.array([1.0, 2.0]), np.array([1.0, 30.0]), np.ones(2), np.array(["", ""]), 20.0
+    )
+    assert np.isnan(result.sensitivity) and np.isnan(result.auc)
+    assert result.specificity == 0.5

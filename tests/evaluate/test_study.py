@@ -202,3 +202,25 @@ def test_a_temporary_left_by_a_killed_writer_is_not_a_case(tmp_path):
     (tmp_path / "p003.nii.gz").write_bytes(b"mask")
     (tmp_path / ".p003.nii.gz.x1y2.tmp.nii.gz").write_bytes(b"half")  # atomic_path's name
     assert nifti_files(tmp_path) == {"p003": tmp_path / "p003.nii.gz"}
+
+
+def test_same_grid_scores_a_headerless_prediction_on_the_image_header(tiny_study):
+    dataset, predictions = tiny_study
+    expected = score_study(dataset, {"M": predictions}, workers=1)
+    case = dataset.cases[1]
+    mask, _ = read_image(predictions / f"{case.id}.nii.gz")
+    headerless = Geometry(
+        **{**TINY_GEOMETRY.__dict__, "origin_xyz": (-100.0, -100.0, -100.0)},
+    )
+    write_image(mask, headerless, predictions / f"{case.id}.nii.gz")
+    with pytest.raises(InputError, match=r"origin .* differs from the image's .*--same-grid"):
+        score_study(dataset, {"M": predictions}, workers=1)
+    scored = score_study(dataset, {"M": predictions}, workers=1, same_grid=True)
+    pd.testing.assert_frame_equal(scored, expected)
+
+
+def test_a_prediction_outside_the_cases_to_score_is_named(tiny_study):
+    dataset, predictions = tiny_study
+    first = dataset.cases[0].id
+    with pytest.raises(InputError, match="prediction for a case that is not among the cases"):
+        score_study(dataset, {"M": predictions}, cases=[first])

@@ -130,3 +130,20 @@ def test_precision_margin_allows_a_slightly_larger_sd() -> None:
     lenient, _ = _precision(rater_sd=0.10, method_sd=0.105, margin=0.05)
     assert strict.p_value > 0.05
     assert lenient.p_value < 0.01 and lenient.ci_high < 0.05
+
+
+def test_equal_sds_are_on_the_precision_margin() -> None:
+    """A method = rater + a constant has the rater's SD in every resample: the bootstrap SD
+    differences are rounding noise (about 1e-15) and must not decide p (it was 0.41-1.00)."""
+    rng = np.random.default_rng(3)
+    rater = rng.gamma(2.0, 3.0, 60)
+    method = rater + 0.7
+    for seed in range(3):
+        boot = CaseBootstrap(60, resamples=500, seed=seed)
+        sds = boot.sds(np.stack([rater, method]))
+        assert np.any(sds[1] != sds[0])  # the rounding noise the test is about
+        test = precision_test("B", "ASD", rater, method, sds[0], sds[1], Margin(0.0), 0.9)
+        assert test.p_value == 1.0
+        assert test.ci_low == 0.0 or abs(test.ci_low) < 1e-14
+        shifted = precision_test("B", "ASD", rater, method, sds[0], sds[1], Margin(0.5), 0.9)
+        assert shifted.p_value == 1 / 501  # below a positive margin in every resample

@@ -83,6 +83,37 @@ def test_edited_verdict_is_rejected(saved: Path) -> None:
         load_results(_edit(saved, change))
 
 
+def test_image_level_tests_round_trip_and_are_checked(results: Results, saved: Path) -> None:
+    loaded = load_results(saved)
+    block = loaded.stats.table3[0]
+    assert [t.figure for t in block.image_level_tests] == ["sensitivity", "specificity", "auc"]
+    assert block.image_level_tests == results.stats.table3[0].image_level_tests
+
+    def change(raw: dict) -> None:
+        raw["stats"]["table3"][0]["image_level_tests"][2]["method_value"] += 0.01
+
+    with pytest.raises(BenchError, match="image-level test auc vs B: values"):
+        load_results(_edit(saved, change))
+
+
+def test_image_level_verdict_follows_holm(saved: Path) -> None:
+    def change(raw: dict) -> None:
+        test = raw["stats"]["table3"][1]["image_level_tests"][0]["precision"]
+        test["p_adjusted"] = 0.5 if test["p_adjusted"] != 0.5 else 0.25
+
+    with pytest.raises(BenchError, match="image-level precision test sensitivity vs C"):
+        load_results(_edit(saved, change))
+
+
+def test_a_file_written_before_the_image_level_tests_still_loads(saved: Path) -> None:
+    def change(raw: dict) -> None:
+        for block in raw["stats"]["table3"]:
+            del block["image_level_tests"]
+
+    loaded = load_results(_edit(saved, change))
+    assert all(block.image_level_tests == () for block in loaded.stats.table3)
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
