@@ -9,7 +9,7 @@ gets the protocol's bias tests and Holm families (`bench.stats`, as `compute_stu
 the bootstrap is not needed), and the power is the share of cohorts in which every required
 bias test (SDT5 and Dice against every independent rater, by default) is shown.
 
-    python -m bench.data.phantom.power --out /tmp/power --patients 200 --sizes 40,80,120,200
+    python -m bench.data.phantom.power --out /tmp/power --patients 200 --sizes 40,120,200
 """
 
 from __future__ import annotations
@@ -70,9 +70,9 @@ def bias_power(
         rater: (values.metrics(rater, roles.reference), values.metrics(rater, method))
         for rater in roles.independent
     }
-    rng = np.random.default_rng(seed)
     points = []
     for n in sizes:
+        rng = np.random.default_rng([seed, n])  # each size's cohorts whatever the other sizes
         shown = 0
         for _ in range(simulations):
             drawn = rng.integers(len(values.cases), size=n)
@@ -140,7 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--patients", type=int, default=200, help="pool size (default 200)")
     parser.add_argument("--seed", type=int, default=0, help="phantom seed (default 0)")
     parser.add_argument("--rater", default="A", help="the reference rater, reread (default A)")
-    parser.add_argument("--sizes", default="40,80,120,200", help="cohort sizes, comma-separated")
+    parser.add_argument(
+        "--sizes", default="40,60,80,100,120,140,160,200", help="cohort sizes, comma-separated"
+    )
     parser.add_argument("--simulations", type=int, default=1000, help="cohorts per size")
     args = parser.parse_args(argv)
     per_case = reread_pool(args.out, args.profile, args.patients, args.seed, args.rater)
