@@ -16,7 +16,9 @@ import pytest
 from bench.data.dataset import case_files, compute_content_sha256, load_dataset
 from bench.data.phantom import build_phantom, default_cache_dir, ensure_default_phantom
 from bench.data.phantom.profiles import PROFILES
+from bench.data.phantom.simulate import plan_patients
 from bench.data.validate import validate_dataset
+from bench.errors import InputError
 from bench.io import read_geometry, read_image, sha256_file
 
 SMOKE = PROFILES["smoke"]
@@ -68,8 +70,14 @@ def test_images_look_like_head_ct(smoke):
 
 def test_same_seed_gives_the_same_bytes_and_patients_do_not_depend_on_the_count(smoke, tmp_path):
     first = build_phantom(tmp_path / "one", "smoke", n_patients=3, progress=False)
-    second = build_phantom(tmp_path / "two", "smoke", n_patients=3, progress=False)
-    assert first.content_sha256 == second.content_sha256
+    reread = tmp_path / "reread"
+    second = build_phantom(
+        tmp_path / "two", "smoke", n_patients=3, progress=False, rereadings={"A": reread}
+    )
+    assert first.content_sha256 == second.content_sha256, "rereadings leave the dataset alone"
+    assert sorted(p.name for p in reread.iterdir()) == sorted(
+        f"{case.id}.nii.gz" for case in second.cases
+    )
     for path in case_files(first):
         relative = path.relative_to(first.root)
         assert sha256_file(path) == sha256_file(second.root / relative)
@@ -223,3 +231,78 @@ def test_a_rater_draws_only_where_allowed():
             np.random.default_rng(seed), STYLES["B"], drop, (5.0, 1.0, 1.0), False
         )
         assert (free.astype(bool) & ~allowed).any() or not free.any()
+
+
+def test_a_rereading_is_an_independent_draw_of_the_same_rater(tmp_path):
+    """A second reading by A: a mask of its own (not a copy), about as large as A's."""
+    reread = tmp_path / "reread"
+    dataset = build_phantom(
+        tmp_path / "ph", "smoke", n_patients=4, progress=False, rereadings={"A": reread}
+    )
+    ratios, differ = [], 0
+    for case in dataset.cases:
+        a, _ = read_image(case.labels["A"])
+        again, _ = read_image(reread / f"{case.id}.nii.gz")
+        assert again.dtype == np.uint8 and set(np.unique(again).tolist()) <= {0, 1}
+        differ += int(not np.array_equal(a, again))
+        if a.any() and again.any():
+            ratios.append(again.sum() / a.sum())
+    assert differ >= 2
+    assert ratios and all(0.5 < r < 2.0 for r in ratios), ratios
+    with pytest.raises(InputError, match="no rater 'D'"):
+        build_phantom(tmp_path / "x", "smoke", n_patients=1, rereadings={"D": tmp_path / "d"})
+
+
+@pytest.mark.parametrize("n_patients", [40, 120, 200])
+def test_visible_lesions_cover_the_volume_distribution_evenly(n_patients):
+    """Volume quantiles are stratified over the patients with a visible lesion, so the
+    lesion-free ones (one per block, anywhere) leave no gap in the volume distribution."""
+    plans = plan_patients(n_patients, PROFILES["demo"].block, seed=0)
+    quantiles = np.sort([p.volume_quantile for p in plans if p.visible_lesion])
+    # Star discrepancy of the visible quantiles (rescaled to [0, 1]) against the uniform.
+    u = (quantiles - 0.01) / 0.98
+    k = u.size
+    ranks = np.arange(1, k + 1)
+    discrepancy = max(np.max(ranks / k - u), np.max(u - (ranks - 1) / k))
+    # A golden-ratio sequence stays near 1.5 / k at these sizes; one with the lesion-free
+    # patients' quantiles taken out (phantom v2) reaches 2.0-5.1 / k.
+    assert discrepancy < 1.8 / k, discrepancy * k
+
+
+def test_power_verdicts_are_the_protocols_own():
+    """The power simulation's bias verdicts equal `compute_study`'s on the same cohort."""
+    from bench.data.phantom.power import cohort_bias_verdicts
+    from bench.stats import RaterRoles, StatsConfig
+    from bench.stats.config import HolmFamily
+    from bench.stats.per_case import PairValues
+    from bench.stats.study import compute_study
+    from tests.stats.synthetic import make_per_case, noisy
+
+    table = make_per_case(60, method_from_a=noisy(2.0), seed=3)
+    roles = RaterRoles("A", ("B", "C"))
+    for family in HolmFamily:
+        config = StatsConfig(resamples=10, holm_family=family)
+        values = PairValues(table)
+        pairs = {r: (values.metrics(r, "A"), values.metrics(r, "M")) for r in ("B", "C")}
+        verdicts = cohort_bias_verdicts(pairs, config)
+        study = compute_study(table, "M", roles, config)
+        expected = {(t.rater, t.metric): t.verdict for b in study.table3 for t in b.bias}
+        assert verdicts == expected
+        assert len(set(expected.values())) > 1, "a mix of verdicts, so the check can fail"
+
+
+def test_power_is_one_for_a_copy_of_the_rater_and_zero_for_a_much_worse_method():
+    """Known answers: a method identical to A differs by 0 on every case, inside every margin
+    (p ~ 1e-15 at 60 cases, far below Holm's 0.05 / 20); a method eroded by 6 mm loses
+    far more than the 0.05 margin on SDT5 and Dice."""
+    from bench.data.phantom.power import bias_power
+    from bench.stats import RaterRoles
+    from tests.stats.synthetic import eroded, identical, make_per_case
+
+    roles = RaterRoles("A", ("B", "C"))
+    same = make_per_case(80, method_from_a=identical, empty_share=0.0, seed=5)
+    worse = make_per_case(80, method_from_a=eroded(6.0), empty_share=0.0, seed=5)
+    [point] = bias_power(same, "M", roles, [60], simulations=20)
+    assert point.power == 1.0
+    [point] = bias_power(worse, "M", roles, [60], simulations=20)
+    assert point.power == 0.0

@@ -3,7 +3,8 @@
 The paper reports, as medians over cases ("(B, A)" = reference B, test A):
   (B, A): SDT5 0.67, Dice 0.46, VS 0.77, Precision 0.61, Recall 0.41
   (C, A): SDT5 0.64, Dice 0.38, VS 0.60, Precision 0.27, Recall 0.69
-and rater A's lesion volumes have a median of ~12 ml (IQR ~5-30 ml). The metrics are computed
+and rater A's lesion volume over all patients' first scans (a patient without a lesion counts
+with 0 ml) has a median of 12 ml (IQR 5-30 ml). The metrics are computed
 here independently of the harness's evaluator: overlap with numpy, surface Dice with DeepMind's
 `surface-distance` (the implementation the study's evaluator used). Pairs where either mask is
 empty are undefined (NaN in the evaluator) and left out of the medians.
@@ -13,8 +14,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 
 from bench.data.phantom import build_phantom
+from bench.data.phantom.lesion import (
+    VOLUME_LOG_SD_ABOVE,
+    VOLUME_LOG_SD_BELOW,
+    VOLUME_MEDIAN_ML,
+)
+from bench.data.phantom.profiles import PROFILES
 from bench.io import read_image
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
@@ -24,6 +32,7 @@ TARGETS = {
     ("C", "A"): {"SDT5": 0.64, "Dice": 0.38, "VS": 0.60, "Precision": 0.27, "Recall": 0.69},
 }
 TOLERANCE = 0.08
+DEMO = PROFILES["demo"]
 
 
 def pair_metrics(
@@ -93,32 +102,33 @@ def test_expert_agreement_matches_the_paper(medians, pair, metric):
     assert abs(measured - target) <= TOLERANCE, f"{pair} {metric}: {measured:.3f} vs {target}"
 
 
-def test_rater_a_volumes_look_like_the_cohort(demo):
-    labelled = volumes_ml(demo, "A")
-    labelled = labelled[labelled > 0]
-    q1, median, q3 = np.percentile(labelled, [25, 50, 75])
-    assert 8.0 <= median <= 17.0, median
-    assert 2.5 <= q1 <= 9.0, q1
-    assert 18.0 <= q3 <= 45.0, q3
+def test_rater_a_first_scan_volumes_over_all_patients_match_the_paper(demo):
+    """The paper's quantity: the reference rater's volume on every patient's first scan,
+    lesion-free patients and missed lesions included as 0 ml."""
+    volumes = volumes_ml(demo, "A", first_scans_only=True)
+    assert volumes.size == DEMO.n_patients
+    q1, median, q3 = np.percentile(volumes, [25, 50, 75])
+    assert 10.0 <= median <= 14.0, median
+    assert 3.5 <= q1 <= 7.0, q1
+    assert 22.0 <= q3 <= 38.0, q3
 
 
-def test_true_lesion_volumes_are_log_normal_around_12_ml(demo):
+def test_true_lesion_volumes_follow_the_drawn_distribution(demo):
+    """Visible lesions cover the drawn two-piece log-normal evenly (stratified quantiles)."""
     truth = volumes_ml(demo, "truth", first_scans_only=True)
     visible = truth[truth > 0]
     q1, median, q3 = np.percentile(visible, [25, 50, 75])
-    assert 9.0 <= median <= 16.0, median
-    assert 3.0 <= q1 <= 7.5, q1
-    assert 20.0 <= q3 <= 40.0, q3
-    logs = np.log(visible)
-    skew = float(np.mean((logs - logs.mean()) ** 3) / logs.std() ** 3)
-    assert abs(skew) < 1.0, "roughly symmetric in log volume"
+    z = norm.ppf(0.75)
+    assert median == pytest.approx(VOLUME_MEDIAN_ML, rel=0.15)
+    assert q1 == pytest.approx(VOLUME_MEDIAN_ML * np.exp(-z * VOLUME_LOG_SD_BELOW), rel=0.2)
+    assert q3 == pytest.approx(VOLUME_MEDIAN_ML * np.exp(z * VOLUME_LOG_SD_ABOVE), rel=0.2)
 
 
 def test_about_ten_percent_empty_and_ten_percent_second_scans(demo):
     first = [case for case in demo.cases if case.scan_index == 0]
     truth = volumes_ml(demo, "truth", first_scans_only=True)
-    assert len(first) == 40
-    assert np.count_nonzero(truth == 0) == 4
+    assert len(first) == DEMO.n_patients
+    assert np.count_nonzero(truth == 0) == DEMO.n_patients // DEMO.block
     second = [case for case in demo.cases if case.scan_index == 1]
-    assert len(second) == 4
+    assert len(second) == DEMO.n_patients // DEMO.block
     assert all(case.id.endswith("_s1") for case in second)

@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from bench.data.dataset import (
@@ -23,14 +24,14 @@ from bench.data.phantom.acquisition import output_geometry
 from bench.data.phantom.anatomy import load_template
 from bench.data.phantom.profiles import DEFAULT_PROFILE, get_profile
 from bench.data.phantom.raters import RATERS
-from bench.data.phantom.simulate import TRUTH, plan_patients, simulate_patient
+from bench.data.phantom.simulate import REREAD_SUFFIX, TRUTH, plan_patients, simulate_patient
 from bench.errors import BenchError, InputError
 from bench.io import write_image
 
 logger = logging.getLogger(__name__)
 
 # Bump when the generator changes what it writes, so cached phantoms are rebuilt.
-GENERATOR_VERSION = 2  # 2: raters outline brain only (raters.PARENCHYMA_HU)
+GENERATOR_VERSION = 3  # 3: lesion volumes calibrated to rater A (lesion.VOLUME_MEDIAN_ML)
 LICENSE = "CC-BY-4.0 (the MNI152 2009a templates: see source)"
 SOURCE = (
     "NCCT Stroke Bench digital phantom: synthetic non-contrast head CT built from the "
@@ -48,12 +49,15 @@ def build_phantom(
     n_patients: int | None = None,
     seed: int = 0,
     progress: bool = True,
+    rereadings: Mapping[str, str | Path] | None = None,
 ) -> Dataset:
     """Generate the phantom into `out_dir` and return the loaded dataset.
 
     Same (profile, n_patients, seed) gives byte-identical files and the same content hash.
     Files of an earlier build in `out_dir` that this build does not write are removed, so the
-    folder never holds stray cases.
+    folder never holds stray cases. `rereadings` maps a rater to a folder that receives that
+    rater's second, independent reading of every case (`<case>.nii.gz`, outside the dataset,
+    which stays byte-identical).
     """
     from tqdm import tqdm
 
@@ -67,10 +71,17 @@ def build_phantom(
     geometry = output_geometry(settings)
     plans = plan_patients(count, settings.block, seed)
     label_sets = (*RATERS, TRUTH)
+    rereaders = {name: Path(folder) for name, folder in (rereadings or {}).items()}
+    unknown = sorted(set(rereaders) - set(RATERS))
+    if unknown:
+        raise InputError(f"no rater {unknown[0]!r} to reread (raters: {', '.join(RATERS)})")
 
     cases, written = [], set()
     for plan in tqdm(plans, desc=f"phantom {profile}", unit="patient", disable=not progress):
-        for scan in simulate_patient(plan, settings, template, geometry, seed):
+        for scan in simulate_patient(plan, settings, template, geometry, seed, tuple(rereaders)):
+            for name, folder in rereaders.items():
+                reread = scan.labels[f"{name}{REREAD_SUFFIX}"]
+                write_image(reread, geometry, folder / f"{scan.case_id}.nii.gz")
             image_path = f"images/{scan.case_id}.nii.gz"
             write_image(scan.image, geometry, root / image_path)
             labels = {}

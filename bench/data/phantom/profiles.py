@@ -47,7 +47,8 @@ PROFILES: dict[str, PhantomProfile] = {
         ),
         PhantomProfile(
             name="demo",
-            n_patients=40,
+            # The cohort trades the tests' power against `make demo`'s time (README: the phantom).
+            n_patients=120,
             template_resolution_mm=2,
             matrix=128,
             inplane_mm=1.875,

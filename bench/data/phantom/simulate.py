@@ -20,6 +20,8 @@ from bench.io import Geometry
 
 GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
 TRUTH = "truth"
+REREAD_SUFFIX = "_reread"
+REREAD_STREAM = 101  # the rereadings' own random stream, apart from the patient's
 
 
 @dataclass(frozen=True)
@@ -49,19 +51,24 @@ class ScanResult:
 
 def plan_patients(n_patients: int, block: int, seed: int) -> list[PatientPlan]:
     """In each block of `block` patients exactly one has no visible lesion and one other gets a
-    second scan; volume quantiles follow a golden-ratio sequence (low discrepancy)."""
-    plans = []
+    second scan; volume quantiles follow a golden-ratio sequence (low discrepancy) over the
+    patients with a visible lesion, so that the lesions alone cover the volume distribution
+    evenly wherever the lesion-free patients fall."""
+    offset = float(np.random.default_rng([seed, 11]).random())
+    plans, lesions = [], 0
     for index in range(n_patients):
         block_rng = np.random.default_rng([seed, index // block, 7])
         order = block_rng.permutation(block)
         position = index % block
-        offset = float(np.random.default_rng([seed, 11]).random())
+        visible = bool(position != order[0])
+        rank = lesions if visible else index  # planned, never rendered
+        lesions += visible
         plans.append(
             PatientPlan(
                 index=index,
-                visible_lesion=bool(position != order[0]),
+                visible_lesion=visible,
                 second_scan=bool(position == order[1]),
-                volume_quantile=float((offset + index * GOLDEN) % 1.0) * 0.98 + 0.01,
+                volume_quantile=float((offset + rank * GOLDEN) % 1.0) * 0.98 + 0.01,
             )
         )
     return plans
@@ -73,7 +80,12 @@ def simulate_patient(
     template: anatomy.Template,
     geometry: Geometry,
     seed: int,
+    rereaders: tuple[str, ...] = (),
 ) -> list[ScanResult]:
+    """The patient's scans. Each rater in `rereaders` also reads every scan a second time, as
+    `<rater>_reread` in the labels, from randomness of its own: the dataset's bytes are the
+    same with or without rereadings (`bench.data.phantom.power` uses them as a method at
+    parity with that rater)."""
     rng = np.random.default_rng([seed, plan.index])
     tissue = anatomy.draw_tissue_hu(rng)
     lower = template.affine[:3, 3]
@@ -129,6 +141,15 @@ def simulate_patient(
             )
             for name in raters.RATERS
         }
+        for name in rereaders:
+            labels[f"{name}{REREAD_SUFFIX}"] = raters.draw_rater_mask(
+                np.random.default_rng([seed, plan.index, scan_index, REREAD_STREAM]),
+                raters.STYLES[name],
+                sampled.drop_hu,
+                geometry.spacing_zyx_mm,
+                faint,
+                brain,
+            )
         labels[TRUTH] = truth
         suffix = f"_s{scan_index}" if scan_index else ""
         scans.append(
