@@ -2,8 +2,9 @@
 
 Lazy entries ("module:attr" plus a one-line description) let `bench list` show every method
 without importing torch, nnU-Net or a submission's code; the class is imported, and checked
-against the base class, only when a method is actually used. Submissions are found by reading
-`submissions/*/submission.toml`, never by importing whole folders.
+against the adapter contract, only when a method is actually used. The registry is a leaf: the
+built-ins are a table of names (`bench.builtin_methods`) and submissions are found by reading
+`submissions/*/submission.toml`, so no module it imports registers anything into it.
 """
 
 from __future__ import annotations
@@ -11,17 +12,16 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
 
 import tomllib
 
 from bench.adapter import CHANNELS, MethodAdapter
+from bench.builtin_methods import BUILTIN_METHODS
 from bench.errors import BenchError, InputError
-
-T = TypeVar("T")
 
 SUBMISSION_MANIFEST = "submission.toml"
 # Every field a reviewer needs; `bench list`, `bench run` and `bench submission check` all ask
@@ -37,26 +37,43 @@ class Entry:
     name: str
     description: str
     target: str | None = None  # "module:attr" for lazy entries
-    obj: type | None = None  # set once imported
-    origin: str = "builtin"  # "builtin" or the submission folder
+    obj: type[MethodAdapter] | None = None  # set once imported
+    origin: str = "builtin"  # "builtin", the submission folder, or who registered it
 
 
-class Registry(Generic[T]):
-    """Name → class, with lazy imports, a base-class check and close-match suggestions."""
+def check_method_class(name: str, obj: object) -> type[MethodAdapter]:
+    """`obj` if it keeps the adapter contract: a `MethodAdapter` subclass whose
+    `input_channels` (declared on the class, nowhere else) are known channels."""
+    if not (isinstance(obj, type) and issubclass(obj, MethodAdapter)):
+        raise BenchError(f"method {name!r}: {obj!r} is not a subclass of MethodAdapter")
+    channels = obj.input_channels
+    if isinstance(channels, str) or not channels or any(c not in CHANNELS for c in channels):
+        raise BenchError(
+            f"method {name!r}: input_channels {channels!r} must be a non-empty tuple of "
+            f"{', '.join(repr(c) for c in CHANNELS)}"
+        )
+    return obj
 
-    def __init__(self, kind: str, base: type[T]):
-        self.kind = kind
-        self.base = base
+
+class Registry:
+    """Method name -> adapter class, with lazy imports, the contract check and close-match
+    suggestions."""
+
+    kind = "method"
+
+    def __init__(self) -> None:
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str, description: str | None = None) -> Callable[[type], type]:
-        """Class decorator: `@METHODS.register("my_method")`."""
+    def register(
+        self, name: str, description: str | None = None, origin: str = "builtin"
+    ) -> Callable[[type], type]:
+        """Class decorator: `@methods().register("my_method")`."""
 
         def decorate(cls: type) -> type:
-            self._check_base(name, cls)
+            check_method_class(name, cls)
             doc = (cls.__doc__ or "").strip().splitlines()
             summary = description or getattr(cls, "description", "") or (doc[0] if doc else "")
-            self._add(Entry(name, summary, obj=cls))
+            self._add(Entry(name, summary, obj=cls, origin=origin))
             return cls
 
         return decorate
@@ -67,6 +84,28 @@ class Registry(Generic[T]):
             raise ValueError(f"lazy target {target!r} must look like 'module:attr'")
         self._add(Entry(name, description, target=target, origin=origin))
 
+    def unregister(self, name: str) -> None:
+        """Remove `name` (an unknown name is an error, with suggestions)."""
+        self.entry(name)
+        del self._entries[name]
+
+    @contextmanager
+    def temporary(self, methods: Mapping[str, type | str]) -> Iterator[None]:
+        """Register `methods` (name -> class, or "module:attr") for a with-block only, e.g.
+        test methods; a name already taken is refused as `register` refuses it."""
+        added = []
+        try:
+            for name, method in methods.items():
+                if isinstance(method, str):
+                    self.register_lazy(name, method, "", origin="temporary")
+                else:
+                    self.register(name, origin="temporary")(method)
+                added.append(name)
+            yield
+        finally:
+            for name in added:
+                self._entries.pop(name, None)
+
     def _add(self, entry: Entry) -> None:
         if entry.name in self._entries:
             previous = self._entries[entry.name]
@@ -75,12 +114,6 @@ class Registry(Generic[T]):
                 f"({previous.origin} and {entry.origin})"
             )
         self._entries[entry.name] = entry
-
-    def _check_base(self, name: str, obj: object) -> None:
-        if not (isinstance(obj, type) and issubclass(obj, self.base)):
-            raise BenchError(
-                f"{self.kind} {name!r}: {obj!r} is not a subclass of {self.base.__name__}"
-            )
 
     def __contains__(self, name: str) -> bool:
         return name in self._entries
@@ -98,7 +131,7 @@ class Registry(Generic[T]):
             raise BenchError(f"unknown {self.kind} {name!r}{hint} (`bench list` shows all)")
         return self._entries[name]
 
-    def get(self, name: str) -> type[T]:
+    def get(self, name: str) -> type[MethodAdapter]:
         """The registered class, imported now if it was registered lazily."""
         entry = self.entry(name)
         if entry.obj is None:
@@ -110,8 +143,7 @@ class Registry(Generic[T]):
                 raise BenchError(
                     f"{self.kind} {name!r}: cannot import {entry.target} ({error})"
                 ) from error
-            self._check_base(name, obj)
-            entry.obj = obj
+            entry.obj = check_method_class(name, obj)
         return entry.obj
 
     def describe(self, name: str) -> str:
@@ -128,7 +160,6 @@ class SubmissionManifest:
     license: str
     kind: str
     entry: str
-    input_channels: tuple[str, ...] = ()  # adapters only
     extra: dict = field(default_factory=dict)  # optional fields (profile, version, ...)
 
 
@@ -141,10 +172,13 @@ def read_submission_manifest(folder: Path) -> SubmissionManifest:
         raise InputError(f"no {SUBMISSION_MANIFEST} in the submission folder", file=path) from error
     except tomllib.TOMLDecodeError as error:
         raise InputError(f"is not valid TOML ({error})", file=path) from error
+    if "input_channels" in data:  # declared once, on the adapter class the harness runs
+        raise InputError(
+            "input_channels belongs on the adapter class (input_channels = (...)), not in the "
+            "manifest: remove it",
+            file=path,
+        )
     missing = [key for key in SUBMISSION_REQUIRED if not _filled(data.get(key))]
-    channels = data.get("input_channels")
-    if data.get("kind") == "adapter" and not (isinstance(channels, list) and channels):
-        missing.append("input_channels")
     if missing:  # every missing field at once, not one per round
         raise InputError(f"missing required field(s): {', '.join(missing)}", file=path)
     kind, entry = str(data["kind"]), str(data["entry"])
@@ -160,9 +194,6 @@ def read_submission_manifest(folder: Path) -> SubmissionManifest:
     if kind == "adapter":
         if entry.count(":") != 1:
             raise InputError(f"entry {entry!r} must look like 'module:Class'", file=path)
-        unknown = [c for c in channels if c not in CHANNELS]
-        if unknown:
-            raise InputError(f"unknown input channel {unknown[0]!r} (known: {CHANNELS})", file=path)
         module = entry.split(":")[0]
         if not (folder / f"{module.replace('.', '/')}.py").is_file():
             raise InputError(f"entry {entry!r}: no file {module}.py in the folder", file=path)
@@ -176,8 +207,7 @@ def read_submission_manifest(folder: Path) -> SubmissionManifest:
         license=str(data["license"]),
         kind=kind,
         entry=entry,
-        input_channels=tuple(channels) if kind == "adapter" else (),
-        extra={k: v for k, v in data.items() if k not in {*SUBMISSION_REQUIRED, "input_channels"}},
+        extra={k: v for k, v in data.items() if k not in SUBMISSION_REQUIRED},
     )
 
 
@@ -220,10 +250,9 @@ def register_submissions(registry: Registry, root: Path, package: str = "submiss
 
 
 def submissions_root() -> Path:
-    """The repository's `submissions/` package folder."""
-    import submissions
-
-    return Path(submissions.__file__).parent
+    """The `submissions/` folder beside the `bench` package (in the repository, or installed
+    beside it), found without importing the `submissions` package."""
+    return Path(__file__).resolve().parent.parent / "submissions"
 
 
 def prediction_submissions() -> list[SubmissionManifest]:
@@ -231,15 +260,17 @@ def prediction_submissions() -> list[SubmissionManifest]:
     return [m for m in discover_submissions(submissions_root()) if m.kind == "predictions"]
 
 
-METHODS: Registry[MethodAdapter] = Registry("method", MethodAdapter)
+_METHODS = Registry()
 _populated = False
 
 
-def methods() -> Registry[MethodAdapter]:
-    """The method registry with the built-in baselines and every submission registered."""
+def methods() -> Registry:
+    """The method registry with the built-in methods and every adapter submission registered
+    (lazily: nothing is imported)."""
     global _populated
     if not _populated:
         _populated = True
-        importlib.import_module("baselines")  # registers built-ins lazily; imports no torch
-        register_submissions(METHODS, submissions_root())
-    return METHODS
+        for name, builtin in BUILTIN_METHODS.items():
+            _METHODS.register_lazy(name, builtin.target, builtin.description)
+        register_submissions(_METHODS, submissions_root())
+    return _METHODS

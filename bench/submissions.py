@@ -19,11 +19,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.builtin_methods import BUILTIN_METHODS
 from bench.errors import BenchError, InputError
 from bench.registry import (
-    METHODS,
     SUBMISSION_MANIFEST,
     SubmissionManifest,
+    check_method_class,
     discover_submissions,
     read_submission_manifest,
     submissions_root,
@@ -31,7 +32,7 @@ from bench.registry import (
 
 log = logging.getLogger(__name__)
 
-PACKAGE_ROOT = submissions_root().resolve()  # the repository's `submissions` package
+PACKAGE_ROOT = submissions_root()  # the repository's `submissions` package
 TEMPLATE = PACKAGE_ROOT / "_template"
 CHECK_TIMEOUT_S = 600
 STAGES = ("import", "construct", "fit", "predict", "score")
@@ -62,9 +63,8 @@ def validate_manifest(folder: Path) -> SubmissionManifest:
 def check_unique_name(manifest: SubmissionManifest) -> None:
     """Refuse a name that a built-in or another submission has: the registry would refuse
     the clash on every later `bench` command, whichever method it ran."""
-    importlib.import_module("baselines")  # registers the built-ins lazily (no torch)
     path = manifest.folder / SUBMISSION_MANIFEST
-    if manifest.name in METHODS and METHODS.entry(manifest.name).origin == "builtin":
+    if manifest.name in BUILTIN_METHODS:
         raise InputError(f"name {manifest.name!r} is a built-in method: choose another", file=path)
     for other in discover_submissions(PACKAGE_ROOT):
         if other.name == manifest.name and other.folder.resolve() != manifest.folder.resolve():
@@ -168,21 +168,10 @@ def run_smoke(folder: Path, scratch: Path) -> dict:
     """Import, construct, fit fold 0 and predict and score it; stop at the first failure."""
     import time
 
-    from bench.adapter import MethodAdapter
-
     stage, started = "import", time.perf_counter()
     try:
         manifest = validate_manifest(folder)
-        cls = import_adapter(folder, manifest.entry)
-        if not (isinstance(cls, type) and issubclass(cls, MethodAdapter)):
-            raise BenchError(f"{manifest.entry} is not a subclass of bench.adapter.MethodAdapter")
-        stage = "manifest"
-        declared = manifest.input_channels
-        if tuple(cls.input_channels) != declared:
-            raise BenchError(
-                f"the manifest declares input_channels {list(declared)}, "
-                f"the adapter {list(cls.input_channels)}"
-            )
+        cls = check_method_class(manifest.name, import_adapter(folder, manifest.entry))
         stage = "construct"
         adapter = cls()
         stage = "fit"

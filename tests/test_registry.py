@@ -1,7 +1,9 @@
-"""The method registry: decorator and lazy entries, base-class check, duplicates, suggestions."""
+"""The method registry: decorator and lazy entries, the adapter contract, duplicates,
+suggestions, temporary methods, and discovery that imports neither baselines nor submissions."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -9,10 +11,13 @@ from pathlib import Path
 import pytest
 
 from bench.adapter import MethodAdapter
+from bench.builtin_methods import BUILTIN_METHODS
 from bench.errors import BenchError, InputError
 from bench.registry import (
     Registry,
+    check_method_class,
     discover_submissions,
+    methods,
     read_submission_manifest,
     register_submissions,
 )
@@ -29,8 +34,14 @@ class NotAnAdapter:
     pass
 
 
+class ReadsPerfusion(Good):
+    """Declares a channel the harness cannot make."""
+
+    input_channels = ("image", "perfusion")
+
+
 def fresh() -> Registry:
-    return Registry("method", MethodAdapter)
+    return Registry()
 
 
 def test_decorator_registers_and_describes_from_docstring():
@@ -108,7 +119,6 @@ GOOD_TOML = """
     license = "MIT"
     entry = "adapter:Method"
     kind = "adapter"
-    input_channels = ["image"]
 """
 
 
@@ -129,10 +139,13 @@ def test_submissions_are_discovered_without_importing_them(tmp_path):
     [
         (
             'name = "x"\nauthors = ["a"]\nkind = "adapter"\n',
-            "missing required field.*contact, description, license, entry, input_channels",
+            "missing required field.*contact, description, license, entry",
         ),
         (GOOD_TOML.replace('"MIT"', '"  "'), "missing required field.*: license$"),
-        (GOOD_TOML.replace('["image"]', '["image", "perfusion"]'), "unknown input channel"),
+        (
+            GOOD_TOML.replace('MIT"\n', 'MIT"\n    input_channels = ["image"]\n'),
+            "input_channels belongs on the adapter class",
+        ),
         (GOOD_TOML.replace("adapter:Method", "model:Method"), "no file model.py"),
         (GOOD_TOML.replace('"adapter"\n', '"binary"\n'), "kind 'binary' must be one of"),
         (GOOD_TOML.replace("adapter:Method", "adapter.Method"), "must look like 'module:Class'"),
@@ -163,7 +176,6 @@ def test_bench_list_shows_predictions_submissions_with_how_they_are_scored(
     tmp_path, monkeypatch, capsys
 ):
     from bench.cli import main
-    from bench.registry import methods
 
     methods()  # the real registry, populated before the submissions folder is swapped
     given = GOOD_TOML.replace('"adapter"\n', '"predictions"\n').replace("adapter:Method", "given")
@@ -174,3 +186,60 @@ def test_bench_list_shows_predictions_submissions_with_how_they_are_scored(
     handed_in = next(line for line in lines if line.startswith("handed_in "))
     assert "submissions/handed_in" in handed_in and "bench score" in handed_in
     assert "bench run" in next(line for line in lines if line.startswith("nnunet3d "))
+
+
+def test_the_adapter_class_alone_declares_input_channels():
+    assert check_method_class("good", Good) is Good
+    with pytest.raises(BenchError, match=r"method 'wrong': input_channels .*'perfusion'"):
+        check_method_class("wrong", ReadsPerfusion)
+    registry = fresh()
+    with pytest.raises(BenchError, match="input_channels"):
+        registry.register("wrong")(ReadsPerfusion)
+    registry.register_lazy("lazy_wrong", "tests.test_registry:ReadsPerfusion", "d")
+    with pytest.raises(BenchError, match="input_channels"):
+        registry.get("lazy_wrong")
+
+
+def test_temporary_methods_are_registered_inside_the_block_only():
+    registry = fresh()
+    registry.register("good")(Good)
+    with registry.temporary({"probe": Good, "lazy": "tests.test_registry:Good"}):
+        assert list(registry) == ["good", "lazy", "probe"]
+        assert registry.entry("probe").origin == "temporary"
+        assert registry.get("lazy") is Good
+    assert list(registry) == ["good"]
+    with pytest.raises(RuntimeError, match="boom"), registry.temporary({"probe": Good}):
+        raise RuntimeError("boom")
+    assert list(registry) == ["good"]
+    with pytest.raises(BenchError, match="registered twice"), registry.temporary({"good": Good}):
+        pass
+    assert registry.get("good") is Good  # a refused temporary name leaves the original alone
+
+
+def test_unregister_removes_a_name_and_refuses_an_unknown_one():
+    registry = fresh()
+    registry.register("good")(Good)
+    registry.unregister("good")
+    assert "good" not in registry
+    with pytest.raises(BenchError, match="unknown method 'good'"):
+        registry.unregister("good")
+
+
+def test_the_real_registry_has_every_builtin_and_the_example_submission():
+    registry = methods()
+    assert set(BUILTIN_METHODS) <= set(registry)
+    assert registry.entry("nnunet3d").target == BUILTIN_METHODS["nnunet3d"].target
+    assert registry.entry("monai_segresnet").origin == "submissions/monai_segresnet"
+
+
+def test_listing_the_methods_imports_no_baseline_submission_or_deep_learning_module():
+    """The registry is a leaf: filling it reads a table and manifests, it imports no plugin."""
+    plugins = ("baselines", "submissions", "torch", "nnunetv2", "monai")
+    code = (
+        "import sys\nfrom bench.registry import methods\n"
+        "registry = methods()\nassert len(registry) > 9 and registry.describe('nnunet3d')\n"
+        f"loaded = sorted(m for m in sys.modules if m.split('.')[0] in {plugins!r})\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -29,6 +29,11 @@ SUBCOMMANDS: tuple[str, ...] = (
     "bench.cli.score_cmd",
     "bench.cli.challenge_cmd",
 )
+# What `pip install 'ncct-stroke-bench[methods]'` adds to the core (import names): training and
+# inference. Scoring, statistics and the leaderboard run without them.
+METHODS_EXTRA = frozenset(
+    {"torch", "torchvision", "nnunetv2", "monai", "segmentation_models_pytorch", "submitit"}
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,15 +65,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except BenchError as error:
-        if args.debug:
+    except (BenchError, ModuleNotFoundError) as error:
+        package = missing_extra(error)
+        if args.debug or not (package or isinstance(error, BenchError)):
             raise
-        for line in str(error).splitlines():
+        lines = [needs_extra_line(args, package)] if package else str(error).splitlines()
+        for line in lines:
             print(f"error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished outputs are kept; rerun to resume", file=sys.stderr)
         return 130
+
+
+def missing_extra(error: BaseException) -> str | None:
+    """The `methods` extra's package whose absence raised `error` (or the error it wraps)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ModuleNotFoundError):
+            package = (current.name or "").partition(".")[0]
+            if package in METHODS_EXTRA:
+                return package
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def needs_extra_line(args: argparse.Namespace, package: str) -> str:
+    command = " ".join(
+        filter(None, ["bench", args.command, getattr(args, f"{args.command}_command", None)])
+    )
+    return (
+        f"{command} needs the methods extra ({package} is not installed): "
+        "pip install 'ncct-stroke-bench[methods]'"
+    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def preprocess(files):
 
 class Method(MethodAdapter):
     description = "template: a per-voxel logistic model of the HU value"
-    input_channels = ("image",)
+    input_channels = ("image",)  # and/or "mirrored": the registered mid-sagittal mirror
 
     def __init__(self, steps: int = 20):
         self.steps = steps  # store settings only: the work happens in fit

@@ -7,12 +7,10 @@ reasoning, and tests/submissions only runs it end to end on the smoke profile.)
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-import submissions
 from baselines.smp.adapters import (
     Smp25dFpnEffB0,
     Smp25dUnet,
@@ -22,6 +20,7 @@ from baselines.smp.adapters import (
 from baselines.smp.config import DEMO_STEP_SECONDS, DEMO_TRAIN_SECONDS, resolve
 from bench.io import Geometry, write_image
 from bench.profiles import get_profile
+from bench.registry import submissions_root
 
 ADAPTERS = (Smp25dUnet, Smp25dUnetMirrored, Smp25dFpnEffB0, Smp25dUnetPlusPlusR18)
 
@@ -55,7 +54,7 @@ def test_other_profiles_are_read_literally(name):
 
 
 def _monai_adapter():
-    path = Path(submissions.__file__).parent / "monai_segresnet" / "adapter.py"
+    path = submissions_root() / "monai_segresnet" / "adapter.py"
     spec = importlib.util.spec_from_file_location("monai_segresnet_adapter", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -19,7 +19,7 @@ import pytest
 
 import bench.cli
 from bench.io import read_image, remove_stale_temporaries
-from bench.registry import Entry, methods
+from bench.registry import methods
 from bench.splits import make_split, write_split
 from tests.factories import write_tiny_dataset
 from tests.runner.executor_methods import TEST_METHODS
@@ -59,10 +59,9 @@ def test_a_killed_write_leaves_a_hidden_temporary_and_only_its_own_are_removed(t
 
 
 @pytest.fixture
-def test_methods(monkeypatch):
-    registry = methods()
-    for name, cls in TEST_METHODS.items():
-        monkeypatch.setitem(registry._entries, name, Entry(name, cls.description, obj=cls))
+def test_methods():
+    with methods().temporary(TEST_METHODS):
+        yield
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ from bench.executors import ExecutorSettings, make_executor, run_unit, unit_fold
 from bench.io import read_image
 from bench.pipeline import Unit, plan_units
 from bench.predictions import is_finished
-from bench.registry import Entry, methods
+from bench.registry import methods
 from bench.results import load_results
 from bench.splits import load_split, make_split, write_split
 from tests.factories import write_tiny_dataset
@@ -41,11 +41,10 @@ def dataset(tmp_path):
 @pytest.fixture
 def test_methods(monkeypatch):
     """Register the test methods here; a child finds them through `run_unit`'s `entry`."""
-    registry = methods()
-    for name, cls in TEST_METHODS.items():
-        monkeypatch.setitem(registry._entries, name, Entry(name, cls.description, obj=cls))
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     monkeypatch.setenv("PYTHONPATH", path)
+    with methods().temporary(TEST_METHODS):
+        yield
 
 
 def bench_run(dataset, workdir, *argv):
@@ -153,12 +152,16 @@ def test_the_unit_function_pickles_by_reference_with_plain_arguments():
     assert b"run_unit" in pickle.dumps(run_unit) and len(pickle.dumps(run_unit)) < 100
 
 
-def test_run_unit_trains_and_predicts_one_fold(dataset, tmp_path, monkeypatch):
-    monkeypatch.setattr(methods(), "_entries", dict(methods()._entries))  # undo its registration
+def test_run_unit_trains_and_predicts_one_fold(dataset, tmp_path):
     target = "tests.runner.executor_methods:Dim"  # the child's registry lacks the name
-    result = run_unit(
-        "exec_unregistered", str(dataset.root), "smoke", str(tmp_path), 1, "cpu", target
-    )
+    assert "exec_unregistered" not in methods()
+    try:
+        result = run_unit(
+            "exec_unregistered", str(dataset.root), "smoke", str(tmp_path), 1, "cpu", target
+        )
+    finally:  # run_unit registered it, as a child process would
+        if "exec_unregistered" in methods():
+            methods().unregister("exec_unregistered")
     val = load_split(dataset)["folds"][1]["val"]
     assert result.fold == 1 and result.trained_now and result.predicted == val
     assert (tmp_path / "models" / "exec_unregistered" / "smoke" / "fold_1.done.json").is_file()

@@ -73,10 +73,10 @@ def test_the_templates_placeholders_are_refused_until_filled_in(tmp_path):
 def test_every_missing_field_is_named_in_one_line(tmp_path):
     def strip(text: str) -> str:
         lines = text.splitlines(keepends=True)
-        return "".join(x for x in lines if not x.startswith(("license", "input_channels")))
+        return "".join(x for x in lines if not x.startswith(("license", "contact")))
 
     folder = _submission(tmp_path, "two_missing", None, strip)
-    with pytest.raises(InputError, match="missing required field.*license, input_channels"):
+    with pytest.raises(InputError, match="missing required field.*contact, license"):
         check_submission(folder)
 
 
