@@ -74,10 +74,9 @@ def score_predictions(submission: Path, dataset: Dataset, out_dir: Path) -> Scor
 
     from bench.evaluate import score_study
     from bench.io import sha256_file
-    from bench.pipeline import git_commit, hardware
-    from bench.results import build_results, save_results
+    from bench.provenance import hardware
+    from bench.recording import record_results
     from bench.splits import load_split
-    from bench.stats import RaterRoles
     from bench.stats.tables import table2
     from bench.submissions import validate_manifest
 
@@ -100,22 +99,22 @@ def score_predictions(submission: Path, dataset: Dataset, out_dir: Path) -> Scor
         cache_dir=Path(out_dir) / "scores" / manifest.name,
         cases=validated,
     )
-    metadata = {
-        "dataset_name": dataset.name,
-        "dataset_sha256": dataset.content_sha256,
+    run = {
         "split_sha256": split["split_sha256"],
         "profile": str(manifest.extra.get("profile", DEFAULT_PROFILE)),
         "adapter_version": str(manifest.extra.get("version", "1")),
-        "git_commit": git_commit(),
         # The masks were made elsewhere: this machine only scored them.
-        "hardware": {"device": "n/a (submitted)", "scored_on": str(hardware()["device"])},
+        "hardware": {"device": "n/a (submitted)", "scored_on": hardware()["device"]},
         "prediction_sha256": {case: sha256_file(folder / f"{case}.nii.gz") for case in validated},
     }
-    try:
-        results = build_results(per_case, manifest.name, RaterRoles.from_dataset(dataset), metadata)
-    except ValueError as error:  # a name or profile the results schema refuses
-        raise InputError(str(error), file=Path(submission) / "submission.toml") from error
-    path = save_results(results, Path(out_dir) / "results" / f"{results.stem}.json")
+    results, path = record_results(
+        per_case,
+        manifest.name,
+        dataset,
+        run,
+        folder=Path(out_dir) / "results",
+        blame=Path(submission) / "submission.toml",
+    )
     headers, rows = table2(results.stats)
     title = f"Table 2: {dataset.reference_rater} (reference) vs {manifest.name}"
     return ScoreOutcome(path, f"{title}\n{tabulate(rows, headers=headers)}\nresults: {path}")

@@ -103,8 +103,9 @@ def run(spec: dict[str, Any], events: Events, cases: TextIO) -> int:
     events.emit("ready", load_s=time.perf_counter() - started)
     output = Path(OUTPUT_DIR)
     for line in cases:
-        case = str(json.loads(line)["case"])
-        events.emit("case_start", case=case)
+        message = json.loads(line)
+        case, token = str(message["case"]), str(message["token"])
+        events.emit("case_start", case=case, token=token)
         try:
             summary = predict_cases(
                 predictor,
@@ -114,9 +115,9 @@ def run(spec: dict[str, Any], events: Events, cases: TextIO) -> int:
                 cache_dir=Path("cache"),
             )
             record = summary.records[0].__dict__ if summary.records else {}
-            events.emit("case_done", case=case, runner=record)
+            events.emit("case_done", case=case, token=token, runner=record)
         except BaseException as error:
-            events.emit("case_error", case=case, **_error_fields(error))
+            events.emit("case_error", case=case, token=token, **_error_fields(error))
     events.emit("finished")
     return 0
 

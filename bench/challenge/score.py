@@ -132,9 +132,7 @@ def score_challenge(
 
     from bench.evaluate import score_study
     from bench.io import sha256_file
-    from bench.pipeline import git_commit, hardware
-    from bench.results import build_results, save_results
-    from bench.stats import RaterRoles
+    from bench.recording import record_results
     from bench.stats.tables import table2
 
     predictions = Path(predictions)
@@ -153,23 +151,17 @@ def score_challenge(
         digests = {case: sha256_file(folder / f"{case}.nii.gz") for case in cases}
     latency = {c["case"]: c["latency_s"] for c in record["cases"] if c.get("latency_s")}
     peaks = [a["peak_rss_mb"] for a in record.get("attempts", []) if a.get("peak_rss_mb")]
-    metadata = {
-        "dataset_name": dataset.name,
-        "dataset_sha256": dataset.content_sha256,
+    run = {
         "split_sha256": cases_sha256(cases),
         "profile": f"challenge-{record['profile']}",
-        "git_commit": git_commit(),
-        "hardware": {k: str(v) for k, v in hardware().items()},
         "inference_seconds_per_case": latency,
         "peak_memory_mb": max(peaks) if peaks else None,
         "prediction_sha256": digests,
     }
-    try:
-        results = build_results(per_case, name, RaterRoles.from_dataset(dataset), metadata)
-    except ValueError as error:  # a name the results schema refuses
-        raise InputError(str(error), file=predictions / RECORD_NAME) from error
-    default = Path("runs") / dataset.name / "challenge" / f"{results.stem}.json"
-    path = save_results(results, Path(out) if out else default)
+    default_folder = Path("runs") / dataset.name / "challenge"
+    results, path = record_results(
+        per_case, name, dataset, run, default_folder, out, blame=predictions / RECORD_NAME
+    )
     headers, rows = table2(results.stats)
     title = f"Table 2: {dataset.reference_rater} (reference) vs {name} on {len(cases)} case(s)"
     note = f"\n{len(empty)} case(s) without a prediction scored as empty masks" if empty else ""

@@ -6,17 +6,20 @@ can be computed ahead of the clock. A case's latency runs from handing it over t
 `case_done` (or `case_error`) for that very case, and its mask is taken out before the next
 case is handed over. Events only say *that* something happened: a forged or early event can
 only make the submission's own case fail or look slower, never faster. Start-up runs from
-the start of the process to its `ready` event. A child that passes a limit is killed with its
-whole process group (and, in the sandbox, its PID namespace, which takes every process it
-started with it).
+the start of the process to its `ready` event. Each hand-over carries a fresh random token
+that the answer must repeat, so no answer can be written before its case was handed over.
+A child that passes a limit is killed with its whole process group (and, in the sandbox,
+its PID namespace, which takes every process it started with it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 import os
 import queue
+import secrets
 import signal
 import subprocess
 import threading
@@ -60,6 +63,7 @@ class CaseEvent:
     error_type: str = ""
     error: str = ""
     taken: str = ""  # what taking the mask out found ("" when it was taken)
+    token: str = ""  # sent with the hand-over; an answer without it is not about this hand-over
     oom_before: int = 0  # the cgroup's OOM kills when the case was handed over
     oom_killed: bool = False  # the cgroup's OOM killer struck while the case ran
 
@@ -159,13 +163,20 @@ class _Driver:
                 record.status, record.error = "not_given", problem
                 continue
             record.oom_before = self.group.oom_kills() if self.group else 0
+            record.token = secrets.token_hex(16)
             record.started = time.monotonic()
             attempt.current, attempt.current_started = case, record.started
-            if not self.send({"case": case}):
+            if not self.send({"case": case, "token": record.token}):
                 self.close()
             return
         attempt.finished = True
         self.close()
+
+    def _answers_current(self, event: dict[str, Any]) -> bool:
+        current = self.attempt.current
+        if current is None or event.get("case") != current:
+            return False
+        return hmac.compare_digest(str(event.get("token", "")), self.attempt.events[current].token)
 
     def note_oom(self, record: CaseEvent) -> None:
         if self.group and self.group.oom_kills() > record.oom_before:
@@ -184,11 +195,7 @@ class _Driver:
             self.next_case()
         elif kind == "startup_error" and not attempt.ready:
             attempt.startup_error = _one_line(event)
-        elif (
-            kind in ("case_done", "case_error")
-            and event.get("case") == attempt.current
-            and arrived >= attempt.current_started  # not an answer sent before the question
-        ):
+        elif kind in ("case_done", "case_error") and self._answers_current(event):
             case = attempt.current
             record = attempt.events[case]
             record.finished = arrived

@@ -133,7 +133,8 @@ def _method_name(folder: Path) -> str:
 
 def _validated_cases(dataset, predictions: Path) -> tuple[list[str] | None, str]:
     """The cases to score: the validation cases of every fold the predictions cover (a run
-    of some folds predicts only theirs), and how to describe them; (None, "") without a split.
+    of some folds predicts only theirs), and how to describe them; (None, "") without a split
+    or when every case of the dataset is predicted.
 
     A fold predicted in part is an error naming a missing case: nothing is dropped silently.
     """
@@ -144,6 +145,8 @@ def _validated_cases(dataset, predictions: Path) -> tuple[list[str] | None, str]
     if not (dataset.root / SPLITS_NAME).is_file():
         return None, ""
     predicted = set(nifti_files(predictions))
+    if predicted >= {case.id for case in dataset.cases}:  # every case, not a run's: score all
+        return None, ""
     cases, covered, absent = [], [], []
     for fold in load_split(dataset)["folds"]:
         missing = [case for case in fold["val"] if case not in predicted]

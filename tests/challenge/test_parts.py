@@ -71,14 +71,20 @@ def _child(code: str) -> list[str]:
     return [sys.executable, "-c", textwrap.dedent(code)]
 
 
-# A child speaking the protocol: `emit` writes an event, `cases()` yields the handed-over ids.
+# A child speaking the protocol: `emit` writes an event, `cases()` yields the handed-over ids,
+# `answer` answers a case with the token it was handed over with.
 PROTOCOL = """
 import json, sys, time
 def emit(**e): print(json.dumps(e), flush=True)
 spec = json.loads(sys.stdin.readline())
+tokens = {}
 def cases():
     for line in sys.stdin:
-        yield json.loads(line)["case"]
+        message = json.loads(line)
+        tokens[message["case"]] = message["token"]
+        yield message["case"]
+def answer(case, event="case_done", **fields):
+    emit(event=event, case=case, token=tokens.get(case, "guess"), **fields)
 """
 
 
@@ -118,12 +124,12 @@ def test_a_case_that_runs_over_its_limit_is_killed_and_junk_is_ignored(tmp_path)
     code = """
         print("not json", flush=True); print("x" * 100000, flush=True)
         emit(event="ready", load_s=0.1)
-        emit(event="case_done", case="zz")  # not one of its cases: ignored
+        answer("zz")  # not one of its cases: ignored
         for case in cases():
             emit(event="case_start", case=case)
             if case == "b":
                 time.sleep(60)
-            emit(event="case_done", case=case, runner={})
+            answer(case, runner={})
     """
     feed = Feed()
     attempt = _attempt(tmp_path, code, Limits(1.0, 10.0, None), feed=feed)
@@ -143,7 +149,7 @@ def test_the_parent_hands_over_one_case_at_a_time_and_times_it(tmp_path):
         emit(event="ready", load_s=0.0)
         for case in cases():
             time.sleep(0.5)
-            emit(event="case_done", case=case)
+            answer(case)
     """
     feed = Feed()
     attempt = _attempt(tmp_path, code, Limits(10.0, 10.0, None), feed=feed)
@@ -152,12 +158,14 @@ def test_the_parent_hands_over_one_case_at_a_time_and_times_it(tmp_path):
     assert attempt.exit == "exit code 0"
 
 
-def test_answers_sent_ahead_of_their_case_are_ignored(tmp_path):
+def test_answers_sent_ahead_of_their_case_or_without_its_token_are_ignored(tmp_path):
     code = """
         emit(event="ready", load_s=0.0)
         for case in cases():
+            emit(event="case_done", case=case)  # no token
+            emit(event="case_done", case=case, token="0" * 32)  # a guessed one
             time.sleep(0.5)
-            emit(event="case_done", case="a"); emit(event="case_done", case="b")
+            answer("a"); answer("b")  # b's answer comes before b is handed over
     """
     attempt = _attempt(tmp_path, code, Limits(10.0, 10.0, None))
     assert attempt.events["a"].latency_s >= 0.5 and attempt.events["b"].latency_s >= 0.5

@@ -79,12 +79,6 @@ def test_core_commands_import_no_deep_learning_library(core_runs, command):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="the results file's provenance, bench.pipeline.hardware(), imports torch, and "
-    "bench.runner.threads, whose package imports torch (issue 18 step 3 moves provenance to "
-    "a module without torch: then drop this marker)",
-)
 def test_bench_score_imports_no_deep_learning_library(core_runs):
     assert core_runs["score"]["code"] == 0, core_runs["stderr"][-3000:]
     assert core_runs["score"]["heavy"] == []
