@@ -272,8 +272,7 @@ def test_a_refused_slurm_submission_stops_the_run_with_one_line(
     assert bench_run(dataset, tmp_path / "work", *argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == (
-        "error: could not submit exec_bright fold 0: "
-        "sbatch: error: invalid partition specified: nope"
+        "error: could not submit exec_bright fold 0: sbatch: invalid partition specified: nope"
     )
 
 
