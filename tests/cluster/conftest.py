@@ -1,5 +1,5 @@
-"""A real one-node Slurm for the tests that ask for `slurm_cluster`, started once a session by
-`start_slurm.sh` and stopped at its end (the script also stops when this process is gone)."""
+"""A real one-node Slurm for the tests that ask for `slurm_cluster`, started by `start_slurm.sh`
+once for their module and stopped after it (the script also stops when this process is gone)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def _free_ports(count: int) -> list[int]:
             s.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # stopped as soon as the module's tests are done
 def slurm_cluster() -> Iterator[Cluster]:
     reason = why_no_slurm_here()
     if reason:
