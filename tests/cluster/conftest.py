@@ -61,7 +61,8 @@ def slurm_cluster() -> Iterator[Cluster]:
         **os.environ,
         "SLURMCTLD_PORT": str(ctld_port),
         "SLURMD_PORT": str(slurmd_port),
-        "SLURM_OWNER_PID": str(os.getpid()),  # stops itself should this process be killed
+        "SLURM_OWNER_PID": str(os.getpid()),  # stops itself should this process be killed,
+        "SLURM_DIR_IS_TEMPORARY": "1",  # and then removes the folder
     }
     log_path = folder / "supervisor.log"
     with log_path.open("w", encoding="utf-8") as log:

@@ -12,7 +12,8 @@
 # the process $SLURM_OWNER_PID is gone, it cancels every job, stops the daemons it started by
 # their PIDs, and exits. A second call for a DIR whose supervisor is running says so and exits 0.
 #
-# Environment: SLURMCTLD_PORT (default 6817), SLURMD_PORT (6818), SLURM_OWNER_PID (none).
+# Environment: SLURMCTLD_PORT (default 6817), SLURMD_PORT (6818), SLURM_OWNER_PID (none),
+# SLURM_DIR_IS_TEMPORARY (set: remove DIR when stopping because the owner is gone).
 # Exit codes: 0 stopped on request, 1 a daemon failed, 3 cannot run here (not root, no apt-get).
 set -euo pipefail
 
@@ -177,6 +178,9 @@ while :; do
     for name in "${!PIDS[@]}"; do running "${PIDS[$name]}" || failed "$name exited"; done
     if [[ -n $OWNER ]] && ! running "$OWNER"; then
         say "owner process $OWNER is gone"
+        stop
+        # nobody is left to remove a temporary DIR (a test session killed with SIGKILL)
+        [[ -z ${SLURM_DIR_IS_TEMPORARY:-} ]] || rm -rf "$DIR"
         exit 0
     fi
     sleep 1 &
