@@ -6,34 +6,47 @@ plain arguments only and calls `bench.pipeline.run_method(..., folds=[fold])`; e
 makes (the fold's marker, its predictions) lands in the shared work directory, so the resume
 rules of an in-process run still hold and the parent scores once, after every unit finished.
 
-A failed unit (an exception, or a process that died without a result) is resubmitted up to
-`retries` times; the others run on regardless, and the caller gets every unit's outcome with
-the failed ones' log path and last error line. submitit's files (the pickled call, its result,
-stdout and stderr) live in `<workdir>/executor/<method>/<profile>/fold_<k>/`.
+A unit whose fold is trained and predicted already is not submitted: its outcome is read here
+from the work directory. A failed unit (an exception, or a process that died without a
+result) is resubmitted up to `retries` times; the others run on regardless, and the caller
+gets every unit's outcome with the failed ones' log path and last error line. No wait lasts
+longer than the unit's time limit plus `grace_s`; on Slurm a job's state comes from squeue
+(`bench.slurm`), so a job that left the queue without a result fails instead of hanging, and a
+request that no node of the partition can hold stops the run. submitit's files (the pickled
+call, its result, stdout and stderr) live in `<workdir>/executor/<method>/<profile>/fold_<k>/`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import shlex
 import shutil
+import signal
+import subprocess
 import time
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench import slurm
 from bench.errors import BenchError
 
 if TYPE_CHECKING:  # `bench --help` imports this module for its defaults: keep it light
     from bench.pipeline import FoldResult, Unit
+    from bench.slurm import QueuedJob
 
 log = logging.getLogger(__name__)
 
 EXECUTORS: tuple[str, ...] = ("inline", "local", "slurm")
 LOCAL_PARALLEL = 2  # units at once on this machine unless --max-parallel says otherwise
+# A result written on another node can take a while to show on a network file system
+# (submitit waits 15 s for it too).
+RESULT_LAG_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,8 @@ class ExecutorSettings:
     max_parallel: int | None = None  # None: every unit at once (slurm), LOCAL_PARALLEL (local)
     retries: int = 1
     poll_s: float | None = None  # None: 1 s locally, 10 s on Slurm
+    # Beyond the time limit, before a wait gives up: Slurm's kill delay, a busy controller.
+    grace_s: float = 300.0
 
     def __post_init__(self) -> None:
         if self.kind not in EXECUTORS[1:]:
@@ -67,6 +82,15 @@ class ExecutorSettings:
     @property
     def poll_interval_s(self) -> float:
         return self.poll_s if self.poll_s is not None else (1.0 if self.kind == "local" else 10.0)
+
+    @property
+    def wait_limit_s(self) -> float:
+        """The longest a unit may stay queued, or stay running."""
+        return self.time_min * 60 + self.grace_s
+
+    @property
+    def request(self) -> slurm.Request:
+        return slurm.Request(self.cpus_per_unit, self.mem_gb, self.gpus_per_unit)
 
 
 @dataclass(frozen=True)
@@ -136,23 +160,31 @@ def run_units(
     dataset_root: Path,
     profile: str,
     workdir: Path,
+    split: Mapping[str, Any],
     device: str | None = None,
     entries: Mapping[str, str | None] | None = None,
 ) -> list[UnitOutcome]:
     """Run every unit (at most `settings.parallel` at once) and return their outcomes in order.
 
-    Waits for all of them; an interrupt cancels the units still running, whose finished work
-    stays in the work directory for the next run.
+    Units finished in an earlier run are not submitted. Waits for all the others; an
+    interrupt (or a BenchError) cancels the jobs still queued or running, says so, and
+    keeps their finished work in the work directory for the next run.
     """
     if settings.kind == "slurm" and not all(shutil.which(tool) for tool in ("sbatch", "srun")):
         raise BenchError(
             "--executor slurm needs Slurm (sbatch, srun) on PATH; use --executor local"
         )
     entries = entries or {}
-    pending = deque(units)
-    attempts: Counter[Unit] = Counter()
-    running: dict[Unit, Any] = {}
     outcomes: dict[Unit, UnitOutcome] = {}
+    for unit in units:
+        call = (unit.method, str(dataset_root), profile, str(workdir), unit.fold, device)
+        result = _finished_earlier(unit, split, call, entries.get(unit.method))
+        if result is not None:
+            outcomes[unit] = UnitOutcome(unit, 0, result, None, None)
+    pending = deque(unit for unit in units if unit not in outcomes)
+    attempts: Counter[Unit] = Counter()
+    running: dict[Unit, Attempt] = {}
+    watch = slurm.Watch(settings.request) if settings.kind == "slurm" else None
     try:
         while pending or running:
             while pending and (settings.parallel is None or len(running) < settings.parallel):
@@ -160,18 +192,23 @@ def run_units(
                 attempts[unit] += 1
                 call = (unit.method, str(dataset_root), profile, str(workdir), unit.fold, device)
                 executor = make_executor(settings, unit_folder(workdir, unit, profile), unit)
-                running[unit] = job = _submit(executor, unit, call, entries.get(unit.method))
-                if settings.kind == "local":
-                    # A local job writes its result before its process exits: no file system
-                    # lag to wait for (submitit waits 15 s for a crashed job's result).
-                    job._results_timeout_s = 1
+                job = _submit(executor, unit, call, entries.get(unit.method), settings)
+                phase = "queued" if settings.kind == "slurm" else "running"
+                running[unit] = Attempt(job, settings.wait_limit_s, time.monotonic(), phase)
                 log.info("%s: submitted job %s (attempt %d)", unit, job.job_id, attempts[unit])
-            finished = [unit for unit, job in running.items() if job.done()]
+            now = time.monotonic()
+            finished = watch.finished(running, now) if watch else _local_finished(running, now)
             if not finished:
                 time.sleep(settings.poll_interval_s)
-            for unit in finished:
-                job = running.pop(unit)
-                result, error = _collect(job)
+            for unit, error in finished.items():
+                attempt = running.pop(unit)
+                job = attempt.job
+                if error is None:
+                    result, error = _collect(job)
+                else:
+                    if attempt.phase != "gone":  # a wait ran out: make sure the job is gone
+                        _cancel([job], settings.kind, say=False)
+                    result, error = None, _with_last_log(error, job)
                 if error is not None and attempts[unit] <= settings.retries:
                     log.warning("%s failed (%s); resubmitting", unit, error)
                     pending.append(unit)
@@ -182,9 +219,103 @@ def run_units(
                     unit, attempts[unit], result, error, Path(job.paths.stderr)
                 )
     finally:
-        for job in running.values():
-            job.cancel(check=False)
+        if running:
+            _cancel([attempt.job for attempt in running.values()], settings.kind)
     return [outcomes[unit] for unit in units]
+
+
+def _finished_earlier(
+    unit: Unit, split: Mapping[str, Any], call: tuple, entry: str | None
+) -> FoldResult | None:
+    """The result of a unit that an earlier run finished (its fold trained, every validation
+    case predicted), read here instead of submitting a job that would find nothing to do."""
+    from bench.pipeline import unit_status
+
+    _, _, profile, workdir, _, _ = call
+    status = unit_status(unit, split, Path(workdir), profile)
+    if not status.trained or status.to_predict:
+        return None
+    log.info("%s: finished in an earlier run; not submitted", unit)
+    return run_unit(*call, entry)  # checks the fold's marker, reads its records
+
+
+@dataclass
+class Attempt:
+    """One submission of a unit and the wait for it: queued, running, or gone (left the queue
+    without a result); each wait has a limit, after which the attempt fails."""
+
+    job: Any
+    limit_s: float
+    since: float  # when the current wait began
+    phase: str = "queued"
+    state: str = "submitted"  # what Slurm said last, for messages
+
+    def observe(
+        self, listed: QueuedJob | None, now: float, final_state: Callable[[str], str | None]
+    ) -> str | None:
+        """Take squeue's line for the job (None: no longer listed); returns `overdue`.
+        `final_state(job_id)` names the state of a job that left without squeue saying how."""
+        if listed is not None and not listed.final:
+            phase = "queued" if listed.state == "PENDING" else "running"
+            if phase != self.phase:
+                self.phase, self.since = phase, now
+            self.state = listed.state + (f", {listed.reason}" if phase == "queued" else "")
+        elif self.phase != "gone":
+            self.phase, self.since = "gone", now
+            if listed is not None:
+                self.state = listed.state
+            else:
+                self.state = final_state(self.job.job_id) or f"last seen {self.state}"
+        return self.overdue(now)
+
+    def overdue(self, now: float) -> str | None:
+        """The error once the current wait has lasted longer than its limit, else None."""
+        limit = RESULT_LAG_S if self.phase == "gone" else self.limit_s
+        if now - self.since <= limit:
+            return None
+        if self.phase == "gone":
+            return f"left the queue without a result (state {self.state})"
+        still = "still queued" if self.phase == "queued" else "still running"
+        return (
+            f"{still} after {(now - self.since) / 60:.1f} min, beyond its time limit plus grace "
+            f"({self.limit_s / 60:.1f} min; state {self.state}); cancelled"
+        )
+
+
+def _local_finished(running: Mapping[Unit, Attempt], now: float) -> dict[Unit, str | None]:
+    """As `bench.slurm.Watch.finished`, for processes on this machine."""
+    finished: dict[Unit, str | None] = {}
+    for unit, attempt in running.items():
+        if attempt.job.done():
+            finished[unit] = None
+        elif error := attempt.overdue(now):
+            finished[unit] = error
+    return finished
+
+
+def _cancel(jobs: Sequence[Any], kind: str, say: bool = True) -> None:
+    """Cancel jobs and say so; a second Ctrl-C or SIGTERM waits until it is done. On Slurm,
+    one scancel for all of them, its complaints about jobs that just ended kept quiet."""
+    with _signals_held():
+        if say:
+            ids = ", ".join(job.job_id for job in jobs)
+            log.warning("cancelling %d unfinished job(s): %s", len(jobs), ids)
+        if kind == "slurm":
+            command = ["scancel", *(job.job_id for job in jobs)]
+            subprocess.run(command, capture_output=True, timeout=60, check=False)
+        else:
+            for job in jobs:
+                job.cancel(check=False)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    signals = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def make_executor(settings: ExecutorSettings, folder: Path, unit: Unit) -> Any:
@@ -217,32 +348,60 @@ def make_executor(settings: ExecutorSettings, folder: Path, unit: Unit) -> Any:
     return executor
 
 
-def _submit(executor: Any, unit: Unit, call: tuple, entry: str | None) -> Any:
-    """Submit one unit; a refused submission (sbatch: a bad partition...) stops the run."""
+def _submit(
+    executor: Any, unit: Unit, call: tuple, entry: str | None, settings: ExecutorSettings
+) -> Any:
+    """Submit one unit; a refused submission (sbatch: a bad partition...) stops the run with
+    every line sbatch gave, whatever their order, and a hint where one helps."""
     from submitit.core.utils import FailedJobError
 
     try:
-        return executor.submit(run_unit, *call, entry)
+        # submitit prints a refusing sbatch's stderr as well: the error below says it once
+        with contextlib.redirect_stderr(io.StringIO()):
+            return executor.submit(run_unit, *call, entry)
     except (OSError, FailedJobError) as error:
-        reason = _last_line(str(error)) or type(error).__name__
-        raise BenchError(f"could not submit {unit}: {reason}") from error
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        reasons = [line.removeprefix("sbatch: error: ") for line in lines]
+        reason = "; ".join(dict.fromkeys(reasons)) or type(error).__name__
+        if lines and lines[0].startswith("sbatch:"):
+            reason = f"sbatch: {reason}"
+        raise BenchError(f"could not submit {unit}: {reason}{_hint(reason, settings)}") from error
+
+
+def _hint(reason: str, settings: ExecutorSettings) -> str:
+    if "generic resource" in reason and settings.gpus_per_unit:
+        asked = f"--gpus-per-unit {settings.gpus_per_unit}"
+        return f" ({asked}: pass --gpus-per-unit 0 on a CPU partition)"
+    if "node configuration is not available" in reason or "can not be satisfied" in reason:
+        try:
+            offer = slurm.offer(settings.partition)
+        except slurm.SlurmUnavailable:
+            return f" (a unit asks for {settings.request})"
+        return f" (a unit asks for {settings.request} and {offer})"
+    return ""
 
 
 def _collect(job: Any) -> tuple[FoldResult | None, str | None]:
-    """(the unit's result, None) or (None, the error's last line)."""
-    from submitit.core.utils import FailedJobError, pickle_load
+    """(the unit's result, None) or (None, the error's last line), once its job is over.
 
-    error = job.exception()
-    if error is None:
-        return job.result(), None
-    if isinstance(error, FailedJobError):
-        _, trace = pickle_load(job.paths.result_pickle)  # ("error", the formatted traceback)
-        return None, _last_line(trace) or "failed without a message"
-    # No result at all: the process died (killed, out of memory, timed out, os._exit).
+    Reads submitit's result file itself: submitit's own accessors ask sacct about a job
+    without one, which on a cluster without accounting never answers.
+    """
+    from submitit.core.utils import pickle_load
+
+    if job.paths.result_pickle.exists():
+        outcome, value = pickle_load(job.paths.result_pickle)  # ("error", the traceback)
+        if outcome == "success":
+            return value, None
+        return None, _last_line(value) or "failed without a message"
+    # Only a local job gets here (a Slurm job's verdict waits for its result file): the
+    # process died without one (killed, out of memory, timed out, os._exit).
+    return None, _with_last_log(f"died without a result (state {job.state})", job)
+
+
+def _with_last_log(error: str, job: Any) -> str:
     last = _last_line(job.stderr() or "")
-    return None, f"died without a result (state {job.state})" + (
-        f"; last log: {last}" if last else ""
-    )
+    return error + (f"; last log: {last}" if last else "")
 
 
 def _last_line(text: str) -> str:

@@ -13,6 +13,9 @@ and the work directory alone, without importing torch.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench.cli.publishing import add_publish_arguments, publish
@@ -165,10 +168,11 @@ def run(args: argparse.Namespace) -> int:
 
     from bench.pipeline import score_run
 
-    if settings is None:
-        results, failed = _run_inline(args, dataset, split, workdir)
-    else:
-        results, failed = _run_units(args, settings, dataset, split, workdir)
+    with _sigterm_interrupts():
+        if settings is None:
+            results, failed = _run_inline(args, dataset, split, workdir)
+        else:
+            results, failed = _run_units(args, settings, dataset, split, workdir)
     for result in results:
         if len(args.method) > 1:
             print(f"\n{result.method}")
@@ -250,6 +254,7 @@ def _run_units(args, settings, dataset, split, workdir):
         dataset.root,
         args.profile,
         workdir.resolve(),  # a unit may start in another directory (a Slurm node)
+        split,
         device=args.device,
         entries={name: method_entry(name) for name in args.method},
     )
@@ -272,6 +277,25 @@ def _run_units(args, settings, dataset, split, workdir):
         layout = RunLayout(workdir, name, profile.name)
         results.append(RunResult(name, profile, layout, [o.result for o in mine], wall))
     return results, failed
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (a scheduler's or `kill`'s stop) acts as Ctrl-C does: the executor cancels
+    its jobs and says so, finished outputs stay, and `bench` says how to resume."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals to it
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _print_run(result) -> None:

@@ -25,6 +25,7 @@ from bench.predictions import is_finished
 from bench.registry import methods
 from bench.results import load_results
 from bench.splits import load_split, make_split, write_split
+from tests.cluster.fake_slurm import FakeSlurm
 from tests.factories import write_tiny_dataset
 from tests.runner.executor_methods import FAILURE_MESSAGE, TEST_METHODS
 
@@ -222,21 +223,8 @@ def test_dry_run_imports_no_torch(dataset, tmp_path):
     assert "nnunet3d" in done.stdout and "smp25d_unet" in done.stdout
 
 
-def fake_slurm(folder: Path, monkeypatch) -> None:
-    """`srun`, which submitit's Slurm executor insists on finding, and an `sbatch` that refuses
-    every job as a cluster does a partition it lacks."""
-    folder.mkdir()
-    for tool, script in (
-        ("srun", "exit 1"),
-        ("sbatch", "echo 'sbatch: error: invalid partition specified: nope' >&2; exit 1"),
-    ):
-        (folder / tool).write_text(f"#!/bin/sh\n{script}\n", encoding="utf-8")
-        (folder / tool).chmod(0o755)
-    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
-
-
 def test_slurm_units_ask_for_what_the_options_say(tmp_path, monkeypatch):
-    fake_slurm(tmp_path / "bin", monkeypatch)
+    FakeSlurm(tmp_path / "slurm", monkeypatch, ["ok"])  # submitit wants srun on PATH
     settings = ExecutorSettings(
         kind="slurm", partition="gpu", gpus_per_unit=2, time_min=90, mem_gb=48, cpus_per_unit=6
     )
@@ -265,19 +253,6 @@ def test_local_units_keep_this_process_gpus_and_the_time_limit(tmp_path, monkeyp
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     executor = make_executor(ExecutorSettings(), tmp_path, unit)
     assert executor.parameters["setup"] == ["unset CUDA_VISIBLE_DEVICES"]
-
-
-def test_a_refused_slurm_submission_stops_the_run_with_one_line(
-    dataset, test_methods, tmp_path, capsys, monkeypatch
-):
-    fake_slurm(tmp_path / "bin", monkeypatch)
-    argv = ["--method", "exec_bright", "--executor", "slurm", "--partition", "nope"]
-    assert bench_run(dataset, tmp_path / "work", *argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == (
-        "error: could not submit exec_bright fold 0: "
-        "sbatch: error: invalid partition specified: nope"
-    )
 
 
 @pytest.mark.parametrize(
