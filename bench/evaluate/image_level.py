@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from bench.evaluate.pair import reference_scored
 
@@ -42,6 +41,8 @@ def mann_whitney_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     The Mann-Whitney U statistic of the positives over n_pos * n_neg, from mid-ranks, which
     equals the area under the ROC curve of `scores` (as sklearn's roc_auc_score computes it).
     """
+    from scipy.stats import rankdata  # here: importing scipy.stats takes longer than scoring
+
     scores = np.asarray(scores, np.float64)
     positive = np.asarray(positive, bool)
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
