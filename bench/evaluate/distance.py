@@ -111,41 +111,6 @@ def sqrt_thresholds(tolerances_mm: tuple[float, ...]) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _merge_runs(values):
-    """`values` sorted (a fresh array), by merging its ascending runs pairwise: linear for the
-    points of a few boxes, each box's points already in raster order."""
-    m = values.shape[0]
-    bounds = [0]
-    for j in range(1, m):
-        if values[j] < values[j - 1]:
-            bounds.append(j)
-    bounds.append(m)
-    src = values.copy()
-    dst = np.empty_like(src)
-    while len(bounds) > 2:
-        merged = [0]
-        for r in range(0, len(bounds) - 1, 2):
-            lo, mid = bounds[r], bounds[r + 1]
-            hi = bounds[r + 2] if r + 2 < len(bounds) else mid
-            i, j, k = lo, mid, lo
-            while i < mid and j < hi:
-                if src[j] < src[i]:
-                    dst[k] = src[j]
-                    j += 1
-                else:
-                    dst[k] = src[i]
-                    i += 1
-                k += 1
-            dst[k : k + mid - i] = src[i:mid]
-            k += mid - i
-            dst[k : k + hi - j] = src[j:hi]
-            merged.append(hi)
-        src, dst = dst, src
-        bounds = merged
-    return src
-
-
-@njit(cache=True, nogil=True)
 def row_table(f, reach, cap):
     """Steps along the run axis to the nearest feature of the same row, for the rows that hold
     features, between each row's first and last feature only.
@@ -179,7 +144,7 @@ def row_table(f, reach, cap):
         if j and code[j] <= code[j - 1]:
             in_order = False
     if not in_order:  # points of several boxes joined
-        code = _merge_runs(code)
+        code = np.sort(code)
     key = code >> bits
     xs = (code & ((1 << bits) - 1)) + lo[2]
     rows = np.empty((n_a * n_b, 3), np.int32)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 import bench.cli
-from bench.io import write_image
+from bench.io import Geometry, write_image
 from bench.metric_names import PER_CASE_COLUMNS
 from tests.evaluate.test_study import write_predictions
 from tests.factories import TINY_GEOMETRY, write_tiny_dataset
@@ -65,3 +65,18 @@ def test_both_forms_at_once_is_an_error(tmp_path, capsys):
     argv = ["evaluate", "--reference", "a", "--dataset", "b", "--out", str(tmp_path / "x.csv")]
     assert bench.cli.main(argv) == 2
     assert "either" in capsys.readouterr().err
+
+
+def test_spacing_in_metres_is_one_line_naming_the_file(tmp_path, capsys):
+    ref, test = write_folders(tmp_path)
+    metres = Geometry(**{**TINY_GEOMETRY.__dict__, "spacing_xyz": (0.0009, 0.0009, 0.005)})
+    mask = np.zeros(metres.shape_zyx, np.uint8)
+    mask[1:3, 2:5, 2:6] = 1
+    for folder in (ref, test):
+        write_image(mask, metres, folder / "case_1.nii.gz")
+    out = tmp_path / "scores.csv"
+    argv = ["evaluate", "--reference", str(ref), "--test", str(test), "--out", str(out)]
+    assert bench.cli.main([*argv, "--workers", "1"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "case case_1" in error[0] and "case_1.nii.gz" in error[0]
+    assert "outside 0.01-50 mm" in error[0] and "metres" in error[0]
