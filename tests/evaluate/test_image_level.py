@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -74,3 +77,12 @@ def test_table_groups_by_pair():
     assert out.loc["A", "lesion_detection_rate"] == 0.5
     assert out.loc["B", "lesion_detection_rate"] == 1.0
     assert out.loc["B", "n_positive"] == 1
+
+
+def test_importing_the_evaluator_leaves_scipy_stats_until_an_auc_needs_it():
+    # scipy.stats takes longer to import than scoring a study's worth of pairs.
+    code = (
+        "import sys, bench.evaluate as e; assert 'scipy.stats' not in sys.modules; "
+        "e.mann_whitney_auc([1.0, 2.0], [False, True]); assert 'scipy.stats' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
