@@ -106,7 +106,8 @@ class NanReason:
 
     @classmethod
     def parse(cls, text: str) -> NanReason:
-        """The reason a `nan_reason` text gives; ValueError for any other text."""
+        """The reason a `nan_reason` text gives; InputError for text the evaluator never writes
+        (a per-case table from elsewhere), rather than a guess."""
         if text == "reference and test empty":
             return cls(MaskState.EMPTY, MaskState.EMPTY)
         states = {"reference": MaskState.SCORED, "test": MaskState.SCORED}
@@ -114,7 +115,9 @@ class NanReason:
         for part in text.split("; ") if text else []:
             found = _REASON_PART.fullmatch(part)
             if found is None or states.get(found["side"]) is not MaskState.SCORED:
-                raise ValueError(f"not a nan_reason: {text!r}")
+                raise InputError(
+                    f"per-case table: {text!r} is not a nan_reason the evaluator writes"
+                )
             states[found["side"]] = MaskState.SMALL if found["small"] else MaskState.EMPTY
             small_ml = float(found["small"] or small_ml)
         return cls(states["reference"], states["test"], small_ml)

@@ -285,5 +285,5 @@ def test_nan_reason_round_trip(reason, reference, test):
     "text", ["reference missing", "reference: empty", "test empty; test empty"]
 )
 def test_an_unknown_nan_reason_is_an_error_not_a_scored_reference(text):
-    with pytest.raises(ValueError, match="not a nan_reason"):
+    with pytest.raises(InputError, match="is not a nan_reason the evaluator writes"):
         reference_scored(text)
