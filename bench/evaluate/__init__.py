@@ -8,7 +8,6 @@
 - `image_level`, `image_level_table`: detection at a volume threshold over a set of cases.
 """
 
-from bench.evaluate.compat import Compat
 from bench.evaluate.image_level import (
     DEFAULT_THRESHOLD_ML,
     ImageLevel,
@@ -17,9 +16,15 @@ from bench.evaluate.image_level import (
     mann_whitney_auc,
 )
 from bench.evaluate.masks import PreparedMask, prepare_mask, prepare_masks
-from bench.evaluate.pair import PairMetrics, score_pair, score_pairs, score_prepared
+from bench.evaluate.pair import (
+    SDT_TOLERANCES_MM,
+    Compat,
+    PairMetrics,
+    score_pair,
+    score_pairs,
+    score_prepared,
+)
 from bench.evaluate.study import score_folders, score_study, study_pairs
-from bench.evaluate.surface import SDT_TOLERANCES_MM
 
 __all__ = [
     "DEFAULT_THRESHOLD_ML",

@@ -56,6 +56,7 @@ def weighted_auc(
     the mid-rank formula (and sklearn's roc_auc_score). NaN where a class has no weight.
     `negative` (default: not positive) lets a caller leave cases out of both classes.
     """
+
     scores = np.asarray(scores, np.float64)
     positive = np.asarray(positive, bool)
     negative = ~positive if negative is None else np.asarray(negative, bool)

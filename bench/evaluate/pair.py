@@ -3,39 +3,46 @@
 Volume metrics (V_ref, V_test, AVD, VS) are always defined. Overlap and distance metrics are
 NaN when either mask is at or below the small-volume threshold (0 ml by default: empty), and
 `nan_reason` says why, so a NaN is never silent.
+
+Like DeepMind's `surface-distance`, two stages: `distance.surface_summary` finds every surface
+distance of a pair once and reduces it (percentiles, sums, area within each tolerance);
+`_surface_metrics` turns that into HD95, ASD and the surface Dice under either definition.
 """
 
 from __future__ import annotations
 
-import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from enum import Enum
 
 import numpy as np
 
 from bench.errors import InputError
-from bench.evaluate import _kernels
-from bench.evaluate._deepmind_tables import surfel_area_table
-from bench.evaluate.compat import Compat, asd_mm, hd95_mm
-from bench.evaluate.distance import SEARCH_MM, _offsets, _sqrt_thresholds
-from bench.evaluate.exact import BRUTE_FORCE_PAIRS
+from bench.evaluate.distance import SEARCH_MM, search_plan, sqrt_thresholds, surface_summary
 from bench.evaluate.masks import (
-    MAX_PARTS,
-    MIN_GAP,
     PreparedMask,
-    _scanned,
+    check_spacing,
     overlap_voxels,
     prepare_masks,
     voxel_volume_ml,
 )
-from bench.evaluate.surface import SDT_TOLERANCES_MM, SurfaceDistances, surface_distances
 
 NAN = float("nan")
-# Every nan_reason about the reference starts with this; image-level detection reads it.
-REFERENCE_REASON_PREFIX = "reference "
-# Surface Dice names by ascending tolerance, the order `surface_dices` returns.
+# The surface Dice tolerances, keyed by the metric names of bench.metric_names.
+SDT_TOLERANCES_MM: dict[str, float] = {"SDT0": 0.0, "SDT5": 5.0, "SDT10": 10.0}
 _SDT_ASCENDING = sorted(SDT_TOLERANCES_MM, key=SDT_TOLERANCES_MM.__getitem__)
+
+
+class Compat(str, Enum):
+    """Which HD95 and ASD to report. `OFF` (default): the paper's Table 4, HD95 the larger of
+    the two directed 95th percentiles, ASD over both surfaces. `USE`: the published
+    UncertainSmallEmpty evaluator's medpy calls (test first), HD95 of both directions pooled,
+    ASD from the test surface only; with a far false positive the two HD95 differ by an
+    order of magnitude, so the choice is explicit."""
+
+    OFF = "off"
+    USE = "use"
 
 
 @dataclass(frozen=True)
@@ -60,28 +67,73 @@ class PairMetrics:
         return asdict(self)
 
 
-def _side_reason(side: str, voxels: int, volume_ml: float, small_ml: float) -> str | None:
-    if voxels == 0:
-        return f"{side} empty"
-    if volume_ml <= small_ml:
-        return f"{side} at or below {small_ml:g} ml"
-    return None
+class MaskState(Enum):
+    """One side of a pair: scored, or why its overlap and distance metrics are undefined."""
+
+    SCORED = "scored"
+    EMPTY = "empty"
+    SMALL = "small"
+
+
+@dataclass(frozen=True)
+class NanReason:
+    """Why a pair's overlap and distance metrics are undefined; `str()` is the `nan_reason`
+    column ("" when they are defined) and `parse` reads it back."""
+
+    reference: MaskState
+    test: MaskState
+    small_ml: float = 0.0
+
+    @classmethod
+    def of(cls, ref_voxels: int, test_voxels: int, voxel_ml: float, small_ml: float) -> NanReason:
+        def state(voxels: int) -> MaskState:
+            if voxels == 0:
+                return MaskState.EMPTY
+            return MaskState.SMALL if voxels * voxel_ml <= small_ml else MaskState.SCORED
+
+        return cls(state(ref_voxels), state(test_voxels), small_ml)
+
+    def __str__(self) -> str:
+        if self.reference is self.test is MaskState.EMPTY:
+            return "reference and test empty"
+        parts = []
+        for side, state in (("reference", self.reference), ("test", self.test)):
+            if state is MaskState.EMPTY:
+                parts.append(f"{side} empty")
+            elif state is MaskState.SMALL:
+                parts.append(f"{side} at or below {self.small_ml:g} ml")
+        return "; ".join(parts)
+
+    @classmethod
+    def parse(cls, text: str) -> NanReason:
+        """The reason a `nan_reason` text gives; InputError for text the evaluator never writes
+        (a per-case table from elsewhere), rather than a guess."""
+        if text == "reference and test empty":
+            return cls(MaskState.EMPTY, MaskState.EMPTY)
+        states = {"reference": MaskState.SCORED, "test": MaskState.SCORED}
+        small_ml = 0.0
+        for part in text.split("; ") if text else []:
+            found = _REASON_PART.fullmatch(part)
+            if found is None or states.get(found["side"]) is not MaskState.SCORED:
+                raise InputError(
+                    f"per-case table: {text!r} is not a nan_reason the evaluator writes"
+                )
+            states[found["side"]] = MaskState.SMALL if found["small"] else MaskState.EMPTY
+            small_ml = float(found["small"] or small_ml)
+        return cls(states["reference"], states["test"], small_ml)
+
+
+_REASON_PART = re.compile(r"(?P<side>reference|test) (?:empty|at or below (?P<small>\S+) ml)")
 
 
 def nan_reason(ref_voxels: int, test_voxels: int, voxel_ml: float, small_ml: float) -> str:
     """Why overlap and distance metrics are undefined for this pair ("" when they are not)."""
-    if ref_voxels == 0 and test_voxels == 0:
-        return "reference and test empty"
-    reasons = [
-        _side_reason("reference", ref_voxels, ref_voxels * voxel_ml, small_ml),
-        _side_reason("test", test_voxels, test_voxels * voxel_ml, small_ml),
-    ]
-    return "; ".join(r for r in reasons if r)
+    return str(NanReason.of(ref_voxels, test_voxels, voxel_ml, small_ml))
 
 
 def reference_scored(reason: str) -> bool:
     """Whether the reference was above the small threshold (its overlap metrics defined)."""
-    return not str(reason).startswith(REFERENCE_REASON_PREFIX)
+    return NanReason.parse(str(reason)).reference is MaskState.SCORED
 
 
 def volumetric_similarity(ref_voxels: int, test_voxels: int) -> float:
@@ -95,21 +147,62 @@ def volumetric_similarity(ref_voxels: int, test_voxels: int) -> float:
     return 1.0 - abs(ref_voxels - test_voxels) / (ref_voxels + test_voxels)
 
 
-def _volumes(n_ref: int, n_test: int, voxel_ml: float) -> dict[str, float]:
-    """The volume metrics, defined for every pair."""
-    return {
-        "VS": volumetric_similarity(n_ref, n_test),
-        "AVD": abs(n_ref - n_test) * voxel_ml,
-        "V_ref": n_ref * voxel_ml,
-        "V_test": n_test * voxel_ml,
-    }
+@dataclass(frozen=True)
+class SurfaceSummary:
+    """`distance.surface_summary` of a pair: what HD95, ASD and the surface Dice read."""
+
+    hd95_ref_to_test: float
+    hd95_test_to_ref: float
+    hd95_pooled: float
+    sum_ref_to_test: float  # mm, over the reference's surface voxels
+    sum_test_to_ref: float
+    ref_surface: int  # surface voxels
+    test_surface: int
+    surface_dices: tuple[float, ...]  # by ascending tolerance
+
+    def swapped(self) -> SurfaceSummary:
+        """The same pair seen from the other mask: a pair and its swap share one search."""
+        return SurfaceSummary(
+            self.hd95_test_to_ref,
+            self.hd95_ref_to_test,
+            self.hd95_pooled,
+            self.sum_test_to_ref,
+            self.sum_ref_to_test,
+            self.test_surface,
+            self.ref_surface,
+            self.surface_dices,
+        )
 
 
-def _undefined(volumes: dict[str, float], reason: str) -> PairMetrics:
-    """A pair whose overlap and distance metrics are undefined (NaN), and why."""
-    undefined = dict.fromkeys(("Dice", "Precision", "Recall", "ASD", "HD95"), NAN)
-    undefined.update(dict.fromkeys(SDT_TOLERANCES_MM, NAN))
-    return PairMetrics(**volumes, **undefined, nan_reason=reason)
+def _summarise(reference: PreparedMask, test: PreparedMask) -> SurfaceSummary:
+    spacing, shape = reference.spacing_zyx_mm, reference.shape_zyx
+    tolerances = tuple(sorted(SDT_TOLERANCES_MM.values()))
+    percentiles, sums, dices = surface_summary(
+        (reference.voxel_surface, test.voxel_surface, reference.surfels, test.surfels),
+        (reference.surfel_areas, test.surfel_areas),
+        search_plan(spacing, shape, SEARCH_MM).compiled(),
+        search_plan(spacing, shape, max(SEARCH_MM, tolerances[-1] * (1 + 1e-6))).compiled(),
+        sqrt_thresholds(tolerances),
+        np.asarray(spacing),
+    )
+    return SurfaceSummary(
+        *percentiles.tolist(),
+        *sums.tolist(),
+        reference.voxel_surface.shape[1],
+        test.voxel_surface.shape[1],
+        tuple(dices.tolist()),
+    )
+
+
+def _surface_metrics(summary: SurfaceSummary, compat: Compat) -> dict[str, float]:
+    """HD95, ASD and the surface Dice of a summary, under either definition (see `Compat`)."""
+    s = summary
+    if compat is Compat.USE:
+        hd95, asd = s.hd95_pooled, s.sum_test_to_ref / s.test_surface
+    else:
+        hd95 = max(s.hd95_ref_to_test, s.hd95_test_to_ref)
+        asd = (s.sum_ref_to_test + s.sum_test_to_ref) / (s.ref_surface + s.test_surface)
+    return {"HD95": hd95, "ASD": asd, **dict(zip(_SDT_ASCENDING, s.surface_dices, strict=True))}
 
 
 def score_prepared(
@@ -121,7 +214,7 @@ def score_prepared(
 ) -> PairMetrics:
     """Score two prepared masks (see `prepare_mask`); prepare each mask once, pair it often.
 
-    `memo` (see `score_pairs`) keeps the overlap and surface distances of scored pairs, which
+    `memo` (see `score_pairs`) keeps the overlap and surface summary of scored pairs, which
     the swapped pair reuses.
     """
     compat = Compat(compat)
@@ -129,36 +222,31 @@ def score_prepared(
         raise ValueError("reference and test must be prepared on the same grid")
     voxel_ml = voxel_volume_ml(reference.spacing_zyx_mm)
     n_ref, n_test = reference.voxels, test.voxels
-    volumes = _volumes(n_ref, n_test, voxel_ml)
+    volumes = {
+        "VS": volumetric_similarity(n_ref, n_test),
+        "AVD": abs(n_ref - n_test) * voxel_ml,
+        "V_ref": n_ref * voxel_ml,
+        "V_test": n_test * voxel_ml,
+    }
     reason = nan_reason(n_ref, n_test, voxel_ml, small_ml)
     if reason:
-        return _undefined(volumes, reason)
-
-    tp, distances = _compared(reference, test, memo)
+        undefined = dict.fromkeys(("Dice", "Precision", "Recall", "ASD", "HD95"), NAN)
+        undefined.update(dict.fromkeys(SDT_TOLERANCES_MM, NAN))
+        return PairMetrics(**volumes, **undefined, nan_reason=reason)
+    if memo is not None and (id(test), id(reference)) in memo:
+        tp, summary = memo[(id(test), id(reference))]
+        summary = summary.swapped()
+    else:
+        tp, summary = overlap_voxels(reference, test), _summarise(reference, test)
+        if memo is not None:
+            memo[(id(reference), id(test))] = (tp, summary)
     return PairMetrics(
         **volumes,
         Dice=2 * tp / (n_ref + n_test),
         Precision=tp / n_test,
         Recall=tp / n_ref,
-        ASD=asd_mm(distances.ref_to_test_mm, distances.test_to_ref_mm, compat),
-        HD95=hd95_mm(distances.ref_to_test_mm, distances.test_to_ref_mm, compat),
-        **dict(zip(_SDT_ASCENDING, distances.surface_dices(), strict=True)),
+        **_surface_metrics(summary, compat),
     )
-
-
-def _compared(
-    reference: PreparedMask, test: PreparedMask, memo: dict | None
-) -> tuple[int, SurfaceDistances]:
-    """Overlap (TP) and surface distances of a pair, or of its swap from `memo`: both are
-    symmetric, so the swap's metrics come out bit for bit as if computed afresh."""
-    if memo is not None and (id(test), id(reference)) in memo:
-        tp, distances = memo[(id(test), id(reference))]
-        return tp, distances.swapped()
-    tp = overlap_voxels(reference, test)
-    distances = surface_distances(reference, test, tuple(SDT_TOLERANCES_MM.values()))
-    if memo is not None:
-        memo[(id(reference), id(test))] = (tp, distances)
-    return tp, distances
 
 
 def score_pairs(
@@ -170,7 +258,7 @@ def score_pairs(
     """`score_prepared` of every (reference, test) pair of prepared masks by name.
 
     A pair and its swap (A against B, B against A: every rater pair of a study) share one
-    overlap count and one surface-distance search; each mask's search index is built once.
+    overlap count and one surface-distance search.
     """
     memo: dict = {}
     return [
@@ -212,11 +300,14 @@ def as_bool(mask: np.ndarray) -> np.ndarray:
     return mask != 0
 
 
-def check_spacing(spacing_zyx_mm) -> tuple[float, float, float]:
-    spacing = tuple(float(s) for s in spacing_zyx_mm)
-    if len(spacing) != 3 or not all(math.isfinite(s) and s > 0 for s in spacing):
-        raise InputError(f"spacing_zyx_mm must be 3 positive numbers, got {spacing_zyx_mm!r}")
-    return spacing  # type: ignore[return-value]
+def _checked(mask, name: str) -> np.ndarray:
+    """An array-like mask (a numpy array, nested lists) as a checked bool array."""
+    try:
+        array = np.asarray(mask)
+    except (TypeError, ValueError) as error:  # ragged nested lists
+        raise InputError(f"{name} is not an array of 0/1 values ({error})") from None
+    check_binary(array, name)
+    return as_bool(array)
 
 
 def score_pair(
@@ -226,94 +317,14 @@ def score_pair(
     small_ml: float = 0.0,
     compat: Compat | str = Compat.OFF,
 ) -> PairMetrics:
-    """Score a reference and a test mask, (z, y, x) arrays on one grid with spacing in mm.
+    """Score a reference and a test mask, (z, y, x) arrays (or array-likes) on one grid with
+    spacing in mm.
 
     The spacing must be in array-axis order (z, y, x): take it from `Geometry.spacing_zyx_mm`,
     never type it, since an (x, y, z) spacing silently scales every distance.
     """
     spacing = check_spacing(spacing_zyx_mm)
-    check_binary(reference, "reference")
-    check_binary(test, "test")
+    reference, test = _checked(reference, "reference"), _checked(test, "test")
     if reference.shape != test.shape:
         raise InputError(f"test shape {test.shape} differs from reference shape {reference.shape}")
-    reference, test = as_bool(reference), as_bool(test)
-    scored = _score_in_one_call(reference, test, spacing, small_ml, Compat(compat))
-    if scored is not None:
-        return scored
-    prepared_reference, prepared_test = prepare_masks([reference, test], spacing)
-    return score_prepared(prepared_reference, prepared_test, small_ml, compat)
-
-
-@lru_cache(maxsize=32)
-def _one_call_plan(spacing: tuple[float, float, float]) -> tuple | None:
-    """The arguments of `_kernels.score_pair_once` that depend on the spacing only, as
-    `pair_distances` makes them (None where its compiled search does not apply); cached:
-    one lookup per pair instead of a dozen small numpy steps, each slow from cold caches."""
-    tolerances = tuple(sorted(SDT_TOLERANCES_MM.values()))
-    exact = _offsets(spacing, SEARCH_MM)
-    classes = _offsets(spacing, max(SEARCH_MM, tolerances[-1] * (1 + 1e-6)))
-    if exact.run != 2 or max(exact.reach[2], classes.reach[2]) + 1 >= 2**16:
-        return None
-    return (
-        exact.compiled(),
-        classes.compiled(),
-        _sqrt_thresholds(tolerances),
-        np.asarray(spacing),
-        100 * BRUTE_FORCE_PAIRS,
-    )
-
-
-def _score_in_one_call(
-    reference: np.ndarray,
-    test: np.ndarray,
-    spacing: tuple[float, float, float],
-    small_ml: float,
-    compat: Compat,
-) -> PairMetrics | None:
-    """`score_prepared(*prepare_masks([reference, test]))`, value for value, from one compiled
-    call (`_kernels.score_pair_once`); None where that does not apply (no numba, run axis not
-    x, a search left for a KD-tree): the caller takes the general path.
-
-    A single pair needs no prepared masks to keep, and after the one pass over both volumes
-    every further Python or numpy step runs from cold caches: at 2 ml the steps between the
-    compiled kernels, and the reducers after them, cost about half as much as the pass.
-    """
-    views = _scanned(reference), _scanned(test)
-    plan = _one_call_plan(spacing)
-    if views[0] is None or views[1] is None or plan is None:
-        return None
-    (words_r, bytes_r), (words_t, bytes_t) = views
-    if words_r.dtype != words_t.dtype:  # one kind of view for both
-        words_r, words_t = bytes_r, bytes_t
-    voxel_ml = voxel_volume_ml(spacing)
-    n_ref, n_test, tp, searched, hd95, asd, dices = _kernels.score_pair_once(
-        words_r,
-        bytes_r,
-        words_t,
-        bytes_t,
-        surfel_area_table(spacing),
-        MIN_GAP,
-        MAX_PARTS,
-        voxel_ml,
-        float(small_ml),
-        *plan,
-    )
-    volumes = _volumes(n_ref, n_test, voxel_ml)
-    reason = nan_reason(n_ref, n_test, voxel_ml, small_ml)
-    if reason:
-        return _undefined(volumes, reason)
-    if not searched:
-        return None
-    if compat is Compat.USE:  # `hd95_mm`, `asd_mm`: pooled HD95, test-to-reference ASD
-        hd95_value, asd_value = float(hd95[2]), float(asd[1])
-    else:  # the larger of the two directions' HD95, ASD over both surfaces
-        hd95_value, asd_value = max(float(hd95[0]), float(hd95[1])), float(asd[0])
-    return PairMetrics(
-        **volumes,
-        Dice=2 * tp / (n_ref + n_test),
-        Precision=tp / n_test,
-        Recall=tp / n_ref,
-        ASD=asd_value,
-        HD95=hd95_value,
-        **dict(zip(_SDT_ASCENDING, dices.tolist(), strict=True)),
-    )
+    return score_prepared(*prepare_masks([reference, test], spacing), small_ml, compat)

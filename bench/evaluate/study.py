@@ -24,10 +24,9 @@ from tqdm import tqdm
 from bench.data.dataset import Dataset
 from bench.errors import InputError
 from bench.evaluate.cache import CaseCache, case_key
-from bench.evaluate.compat import Compat
 from bench.evaluate.loading import check_grid, nifti_files, read_mask
-from bench.evaluate.masks import PreparedMask, prepare_masks
-from bench.evaluate.pair import as_bool, score_pairs
+from bench.evaluate.masks import PreparedMask, check_spacing, prepare_masks
+from bench.evaluate.pair import Compat, as_bool, score_pairs
 from bench.io import Geometry, read_geometry
 from bench.metric_names import PER_CASE_COLUMNS
 
@@ -91,6 +90,7 @@ def score_case(job: CaseJob, settings: Settings) -> CaseResult:
         else:
             check_grid(grid, geometry, job.grid_name, job.case, path, settings.same_grid)
         spacing = grid.spacing_zyx_mm if settings.same_grid else geometry.spacing_zyx_mm
+        spacing = check_spacing(spacing, job.case, path)
         arrays[name] = (as_bool(array), spacing)
     decoded = time.perf_counter()
     prepared = _prepare_all(arrays)

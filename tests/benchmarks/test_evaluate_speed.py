@@ -2,7 +2,7 @@
 
 Masks (40, 512, 512) at 0.45 x 0.45 x 5 mm (z, y, x: 5, 0.45, 0.45), a reference lesion of
 2, 12 or 60 ml, the test a shifted (1.35 mm, 0.9 mm in-plane) and dilated (one voxel, face
-connectivity) copy plus a 0.3 ml false positive 100 mm away: FIELD-NOTES' setting. "Ours" is
+connectivity) copy plus a 0.3 ml false positive 100 mm away. "Ours" is
 every metric of the pair (volumes, overlap, HD95, ASD, three surface Dice); DeepMind is its
 surface metrics only (distances once, then the reducers); medpy is hd95 + asd. Values must
 agree (surface Dice with DeepMind to 1e-6; compat HD95/ASD with medpy), and ours must be at

@@ -152,3 +152,18 @@ def test_same_grid_still_refuses_another_shape_or_spacing(tmp_path, capsys):
     assert len(error) == 1 and "case_0.nii.gz: spacing (2, 2.5, 5) differs" in error[0]
     assert bench.cli.main([*argv, "--workers", "1", "--cache", "none"]) == 2
     assert "--same-grid" not in capsys.readouterr().err  # it would not help here
+
+
+def test_spacing_in_metres_is_one_line_naming_the_file(tmp_path, capsys):
+    ref, test = write_folders(tmp_path)
+    metres = Geometry(**{**TINY_GEOMETRY.__dict__, "spacing_xyz": (0.0009, 0.0009, 0.005)})
+    mask = np.zeros(metres.shape_zyx, np.uint8)
+    mask[1:3, 2:5, 2:6] = 1
+    for folder in (ref, test):
+        write_image(mask, metres, folder / "case_1.nii.gz")
+    out = tmp_path / "scores.csv"
+    argv = ["evaluate", "--reference", str(ref), "--test", str(test), "--out", str(out)]
+    assert bench.cli.main([*argv, "--workers", "1"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "case case_1" in error[0] and "case_1.nii.gz" in error[0]
+    assert "outside 0.01-50 mm" in error[0] and "metres" in error[0]

@@ -1,13 +1,13 @@
-"""Nearest-surface distances: exact against all-pairs brute force, on every code path."""
+"""Nearest-surface distances: exact against all-pairs brute force, on random point sets."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-import bench.evaluate.distance as distance
-import bench.evaluate.exact as exact
-from bench.evaluate.distance import nearest_squared_mm, tolerance_classes
+from bench.evaluate import distance
+
+SPACINGS = [(5.0, 0.45, 0.45), (1.0, 1.0, 1.0), (0.7, 2.5, 1.3), (0.5, 3.0, 3.0), (2.0, 0.8, 3.0)]
 
 
 def brute_squared(queries: np.ndarray, features: np.ndarray, spacing) -> np.ndarray:
@@ -15,24 +15,39 @@ def brute_squared(queries: np.ndarray, features: np.ndarray, spacing) -> np.ndar
     return (delta**2).sum(axis=0).min(axis=1)
 
 
+def brute_classes(queries, features, spacing, tolerances) -> np.ndarray:
+    rooted = np.sqrt(brute_squared(queries, features, spacing))
+    return np.array([sum(d > t for t in tolerances) for d in rooted])
+
+
 def random_points(rng, n, box) -> np.ndarray:
     return np.unique(rng.integers(0, box, size=(n, 3)), axis=0).T.astype(np.int32)
 
 
-SPACINGS = [(5.0, 0.45, 0.45), (1.0, 1.0, 1.0), (0.7, 2.5, 1.3), (0.5, 3.0, 3.0), (2.0, 0.8, 3.0)]
+def search(queries, features, spacing, tolerances=(), search_mm=distance.SEARCH_MM, shape=None):
+    """`distance.directed` as the pair metrics call it: squared mm, or with tolerances the
+    index of the smallest tolerance each query is within."""
+    queries, features = (np.ascontiguousarray(p, np.int32) for p in (queries, features))
+    if shape is None:
+        shape = tuple(int(n) + 1 for n in np.maximum(queries.max(1), features.max(1)))
+    limit = max(search_mm, max(tolerances, default=0) * (1 + 1e-6))
+    plan = distance.search_plan(tuple(map(float, spacing)), shape, float(limit)).compiled()
+    thresholds = distance.sqrt_thresholds(tuple(sorted(tolerances)))
+    best = distance.directed(queries, features, plan, thresholds, np.asarray(spacing, float))
+    return np.searchsorted(thresholds, best, side="left") if tolerances else best
 
 
 @pytest.mark.parametrize("spacing", SPACINGS)
-def test_exact_against_brute_force(spacing, backend):
+def test_exact_against_brute_force(spacing):
     rng = np.random.default_rng(0)
     queries = random_points(rng, 300, (12, 40, 40))
     features = random_points(rng, 60, (12, 40, 40))
-    got = nearest_squared_mm(queries, features, spacing)
-    assert np.allclose(got, brute_squared(queries, features, spacing), rtol=1e-12, atol=1e-12)
+    expected = brute_squared(queries, features, spacing)
+    assert np.array_equal(search(queries, features, spacing), expected)
 
 
 @pytest.mark.parametrize("spacing", SPACINGS)
-def test_far_queries_take_the_exact_fallback(spacing, backend):
+def test_far_queries_take_the_exact_fallback(spacing):
     rng = np.random.default_rng(1)
     features = random_points(rng, 80, (6, 20, 20)) + 50
     queries = np.concatenate(
@@ -44,85 +59,56 @@ def test_far_queries_take_the_exact_fallback(spacing, backend):
         axis=1,
     )
     expected = brute_squared(queries, features, spacing)
-    assert np.allclose(nearest_squared_mm(queries, features, spacing), expected, rtol=1e-12)
-    # A tiny search radius sends nearly everything to the fallback, including the KD-tree.
-    got = nearest_squared_mm(queries, features, spacing, search_mm=0.1)
-    assert np.allclose(got, expected, rtol=1e-12)
+    assert np.array_equal(search(queries, features, spacing), expected)
+    # A tiny search radius sends nearly everything to the fallback, inside the box too.
+    assert np.array_equal(search(queries, features, spacing, search_mm=0.1), expected)
+    tolerances = (0.0, 5.0, 10.0)
+    classes = brute_classes(queries, features, spacing, tolerances)
+    assert np.array_equal(search(queries, features, spacing, tolerances, 0.1), classes)
 
 
-def test_kd_tree_path_is_exact(monkeypatch):
-    monkeypatch.setattr(exact._kernels, "HAVE_NUMBA", False)
-    monkeypatch.setattr(exact, "BRUTE_FORCE_PAIRS", 10)
-    rng = np.random.default_rng(2)
-    queries, features = random_points(rng, 200, (30, 30, 30)), random_points(rng, 100, (30, 30, 30))
-    got = nearest_squared_mm(queries, features, (2.0, 1.0, 0.5), search_mm=0.1)
-    assert np.allclose(got, brute_squared(queries, features, (2.0, 1.0, 0.5)), rtol=1e-12)
-
-
-def test_offset_budget_truncation_stays_exact(monkeypatch, backend):
+def test_offset_budget_truncation_stays_exact(monkeypatch):
     monkeypatch.setattr(distance, "MAX_OFFSETS", 5)
-    distance._offsets.cache_clear()
+    distance.search_plan.cache_clear()
     try:
         rng = np.random.default_rng(3)
-        queries, features = (
-            random_points(rng, 200, (8, 30, 30)),
-            random_points(rng, 30, (8, 30, 30)),
-        )
-        got = nearest_squared_mm(queries, features, (1.0, 1.0, 1.0))
-        assert np.allclose(got, brute_squared(queries, features, (1.0, 1.0, 1.0)), rtol=1e-12)
+        queries = random_points(rng, 200, (8, 30, 30))
+        features = random_points(rng, 30, (8, 30, 30))
+        expected = brute_squared(queries, features, (1.0, 1.0, 1.0))
+        assert np.array_equal(search(queries, features, (1.0, 1.0, 1.0)), expected)
     finally:
-        distance._offsets.cache_clear()
-
-
-def test_upper_bound_reports_inf_beyond_it(backend):
-    rng = np.random.default_rng(4)
-    queries, features = random_points(rng, 300, (10, 50, 50)), random_points(rng, 20, (10, 50, 50))
-    expected = brute_squared(queries, features, (1.0, 1.0, 1.0))
-    got = nearest_squared_mm(queries, features, (1.0, 1.0, 1.0), upper_mm=4.0)
-    within = expected <= 16.0
-    assert np.allclose(got[within], expected[within])
-    assert np.isinf(got[~within]).all()
+        distance.search_plan.cache_clear()
 
 
 @pytest.mark.parametrize("spacing", SPACINGS)
-def test_tolerance_classes_against_brute_force(spacing, backend):
+def test_tolerance_classes_against_brute_force(spacing):
     rng = np.random.default_rng(5)
     queries, features = random_points(rng, 400, (10, 40, 40)), random_points(rng, 40, (10, 40, 40))
     tolerances = (0.0, 1.5, 5.0, 10.0)
-    rooted = np.sqrt(brute_squared(queries, features, spacing))
-    expected = np.array([sum(d > t for t in tolerances) for d in rooted])
-    assert np.array_equal(tolerance_classes(queries, features, spacing, tolerances), expected)
+    expected = brute_classes(queries, features, spacing, tolerances)
+    assert np.array_equal(search(queries, features, spacing, tolerances), expected)
 
 
 def test_tolerance_exactly_met_counts_as_within():
     # Thick slices: the surfaces one slice apart are exactly 5 mm apart.
     queries = np.array([[0], [3], [3]])
     features = np.array([[1], [3], [3]])
-    assert tolerance_classes(queries, features, (5.0, 0.45, 0.45), (0.0, 5.0, 10.0))[0] == 1
+    assert search(queries, features, (5.0, 0.45, 0.45), (0.0, 5.0, 10.0))[0] == 1
 
 
-def test_unsorted_features_from_joined_boxes(backend):
-    # Surface points of a mask cut into boxes are concatenated box by box, not in raster order.
+def test_unsorted_features_from_joined_boxes():
+    # Surface points of a mask cut into boxes are joined box by box, not in raster order.
     rng = np.random.default_rng(6)
     features = random_points(rng, 200, (10, 30, 30))[:, ::-1]
     queries = random_points(rng, 100, (10, 30, 30))
     expected = brute_squared(queries, features, (3.0, 1.0, 0.5))
-    got = nearest_squared_mm(queries, features, (3.0, 1.0, 0.5))
-    assert np.allclose(got, expected, rtol=1e-12)
+    assert np.array_equal(search(queries, features, (3.0, 1.0, 0.5)), expected)
 
 
 def test_sqrt_thresholds_are_tight():
     for t in (0.0, 0.1, 1.0, 5.0, 7.3, 10.0):
-        x = distance._sqrt_thresholds((t,))[0]
+        x = distance.sqrt_thresholds((t,))[0]
         assert np.sqrt(x) <= t < np.sqrt(np.nextafter(x, np.inf))
-
-
-def test_empty_sets(backend):
-    some = np.array([[1], [2], [3]])
-    none = np.zeros((3, 0), np.int32)
-    assert np.isinf(nearest_squared_mm(some, none, (1, 1, 1))).all()
-    assert nearest_squared_mm(none, some, (1, 1, 1)).shape == (0,)
-    assert tolerance_classes(some, none, (1, 1, 1), (0.0, 5.0)).tolist() == [2]
 
 
 def slab_points(rng, n, box, z) -> np.ndarray:
@@ -133,7 +119,7 @@ def slab_points(rng, n, box, z) -> np.ndarray:
 
 
 @pytest.mark.parametrize("spacing", [(5.0, 0.45, 0.45), (5.0, 0.9, 0.9), (2.0, 0.8, 3.0)])
-def test_own_slice_without_features_is_skipped_exactly(spacing, backend):
+def test_own_slice_without_features_is_skipped_exactly(spacing):
     # Queries on slices whose own rows hold no feature within reach: the search skips them
     # and must still find the features one or two slices away.
     rng = np.random.default_rng(7)
@@ -142,52 +128,24 @@ def test_own_slice_without_features_is_skipped_exactly(spacing, backend):
         [slab_points(rng, 80, (6, 40, 40), z) for z in (0, 1, 3, 4)] + [features[:, :20]], axis=1
     )
     expected = brute_squared(queries, features, spacing)
-    assert np.allclose(nearest_squared_mm(queries, features, spacing), expected, rtol=1e-12)
+    assert np.array_equal(search(queries, features, spacing), expected)
     tolerances = (0.0, 4.0, 5.0, 10.0)
-    rooted = np.sqrt(expected)
-    classes = np.array([sum(d > t for t in tolerances) for d in rooted])
-    assert np.array_equal(tolerance_classes(queries, features, spacing, tolerances), classes)
+    expected = brute_classes(queries, features, spacing, tolerances)
+    assert np.array_equal(search(queries, features, spacing, tolerances), expected)
 
 
-def test_a_cached_index_gives_the_same_answers(backend):
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1e-2), (1e-2, 1e-2, 1e-2), (50.0, 0.45, 50.0)])
+def test_extreme_spacings_stay_exact_and_small(spacing):
+    # The search reaches no further than the grid: a fine spacing does not make it huge.
     rng = np.random.default_rng(8)
-    features = random_points(rng, 200, (10, 40, 40))
-    cache: dict = {}
-    for seed in range(3):
-        queries = random_points(np.random.default_rng(seed), 100, (10, 40, 40))
-        got = nearest_squared_mm(queries, features, (3.0, 1.0, 0.5), cache=cache)
-        assert np.array_equal(got, nearest_squared_mm(queries, features, (3.0, 1.0, 0.5)))
-        classes = tolerance_classes(queries, features, (3.0, 1.0, 0.5), (0.0, 5.0), cache=cache)
-        assert np.array_equal(
-            classes, tolerance_classes(queries, features, (3.0, 1.0, 0.5), (0.0, 5.0))
-        )
-    assert bool(cache) == (backend == "numba")  # compiled: the index was kept
+    queries, features = random_points(rng, 200, (10, 40, 40)), random_points(rng, 30, (10, 40, 40))
+    plan = distance.search_plan(spacing, (10, 40, 40), distance.SEARCH_MM)
+    assert plan.base.size <= distance.MAX_OFFSETS and plan.reach.max() < 40
+    expected = brute_squared(queries, features, spacing)
+    assert np.array_equal(search(queries, features, spacing, shape=(10, 40, 40)), expected)
 
 
-@pytest.mark.skipif(not distance._kernels.HAVE_NUMBA, reason="the compiled path")
-@pytest.mark.parametrize("spacing", [(5.0, 0.45, 0.45), (1.0, 1.0, 1.0), (2.0, 3.0, 0.8)])
-def test_pair_search_equals_the_four_searches(spacing):
-    rng = np.random.default_rng(9)
-    far = random_points(rng, 30, (4, 10, 10)) + np.array([[2], [60], [70]])  # a far "FP"
-    points = (
-        random_points(rng, 300, (8, 40, 40)),
-        np.concatenate([random_points(rng, 250, (8, 40, 40)), far], axis=1),
-        random_points(rng, 400, (9, 41, 41)),
-        np.concatenate([random_points(rng, 350, (9, 41, 41)), far], axis=1),
-    )
-    tolerances = (0.0, 5.0, 10.0)
-    found = distance.pair_distances(points, spacing, tolerances, ({}, {}, {}, {}))
-    assert found is not None
-    ref_vox, test_vox, ref_surf, test_surf = points
-    assert np.array_equal(found[0], np.sqrt(nearest_squared_mm(ref_vox, test_vox, spacing)))
-    assert np.array_equal(found[1], np.sqrt(nearest_squared_mm(test_vox, ref_vox, spacing)))
-    assert np.array_equal(found[2], tolerance_classes(ref_surf, test_surf, spacing, tolerances))
-    assert np.array_equal(found[3], tolerance_classes(test_surf, ref_surf, spacing, tolerances))
-
-
-def test_pair_search_declines_what_it_does_not_cover(monkeypatch):
-    some = random_points(np.random.default_rng(10), 50, (5, 20, 20))
-    # The finest axis first: not the run axis the compiled pair search is built for.
-    assert distance.pair_distances((some,) * 4, (0.5, 1.0, 1.0), (0.0, 5.0), ({},) * 4) is None
-    monkeypatch.setattr(distance._kernels, "HAVE_NUMBA", False)
-    assert distance.pair_distances((some,) * 4, (5.0, 1.0, 1.0), (0.0, 5.0), ({},) * 4) is None
+def test_plan_puts_the_finest_axis_last():
+    assert distance.search_plan((5.0, 0.45, 0.45), (9, 9, 9), 10.0).order.tolist() == [0, 1, 2]
+    assert distance.search_plan((0.5, 1.0, 1.0), (9, 9, 9), 10.0).order.tolist() == [1, 2, 0]
+    assert distance.search_plan((2.0, 0.8, 3.0), (9, 9, 9), 10.0).order.tolist() == [0, 2, 1]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -76,6 +79,12 @@ def test_table_groups_by_pair():
     assert out.loc["A", "detection_rate"] == 0.5
     assert out.loc["B", "detection_rate"] == 1.0
     assert out.loc["B", "positives"] == 1
+
+
+def test_importing_the_evaluator_leaves_scipy_stats_alone():
+    # scipy.stats takes longer to import than scoring a study's worth of pairs.
+    code = "import sys, bench.evaluate; assert 'scipy.stats' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
 
 
 def test_cases_without_both_volumes_are_left_out() -> None:

@@ -9,17 +9,9 @@ import numpy as np
 import pytest
 
 from bench.errors import InputError
-from bench.evaluate import (
-    PairMetrics,
-    _kernels,
-    pair,
-    prepare_masks,
-    score_pair,
-    score_pairs,
-    score_prepared,
-)
-from bench.evaluate.compat import percentile
-from bench.evaluate.surface import SurfaceDistances
+from bench.evaluate import PairMetrics, prepare_masks, score_pair, score_pairs, score_prepared
+from bench.evaluate.distance import _percentile
+from bench.evaluate.pair import MaskState, NanReason, reference_scored
 from bench.metric_names import METRIC_NAMES, NAN_REASON_COLUMN
 
 OVERLAP_AND_DISTANCE = ("Dice", "Precision", "Recall", "ASD", "HD95", "SDT0", "SDT5", "SDT10")
@@ -33,7 +25,7 @@ def test_record_fields_are_the_shared_vocabulary():
     assert tuple(f.name for f in fields(PairMetrics)) == (*METRIC_NAMES, NAN_REASON_COLUMN)
 
 
-def test_identical_cubes_agree_perfectly(backend):
+def test_identical_cubes_agree_perfectly():
     a = volume()
     a[2:6, 3:9, 4:10] = True
     m = score_pair(a, a.copy(), (5.0, 0.5, 0.5))
@@ -45,7 +37,7 @@ def test_identical_cubes_agree_perfectly(backend):
     assert m.nan_reason == ""
 
 
-def test_one_voxel_against_itself(backend):
+def test_one_voxel_against_itself():
     a = volume()
     a[4, 5, 6] = True
     m = score_pair(a, a.copy(), (5.0, 0.45, 0.45))
@@ -53,7 +45,7 @@ def test_one_voxel_against_itself(backend):
     assert m.nan_reason == ""
 
 
-def test_two_single_voxels_three_voxels_apart(backend):
+def test_two_single_voxels_three_voxels_apart():
     # Spacing (z, y, x) = (1, 1, 2) mm; the voxels differ by 3 along x: 6 mm centre to centre.
     a, b = volume(), volume()
     a[4, 5, 2] = True
@@ -68,7 +60,7 @@ def test_two_single_voxels_three_voxels_apart(backend):
     assert m.VS == 1.0 and m.AVD == 0.0
 
 
-def test_touching_voxels_share_four_corners(backend):
+def test_touching_voxels_share_four_corners():
     a, b = volume(), volume()
     a[4, 5, 2] = True
     b[4, 5, 3] = True
@@ -90,7 +82,7 @@ def test_cube_shifted_in_plane():
     assert m.VS == 1.0 and m.AVD == 0.0
 
 
-def test_concentric_cubes_distances(backend):
+def test_concentric_cubes_distances():
     # Reference 2x6x6 voxels inside a test of 4x10x10 (one more voxel on each side), spacing
     # (z, y, x) = (4, 1, 1) mm. Every reference surface voxel sees the test surface straight
     # out of its nearest face; the in-plane faces are 2 mm away, the z faces 4 mm.
@@ -120,7 +112,7 @@ def test_concentric_cubes_distances(backend):
     assert pytest.approx(expected_hd95) == m.HD95
 
 
-def test_far_false_positive_separates_the_two_hd95_definitions(backend):
+def test_far_false_positive_separates_the_two_hd95_definitions():
     # Reference: one voxel. Test: that voxel plus one 20 mm away along y.
     a, b = volume((4, 30, 6)), volume((4, 30, 6))
     a[2, 3, 3] = True
@@ -209,7 +201,7 @@ def test_bad_input():
 
 
 @pytest.mark.parametrize("compat", ["off", "use"])
-def test_pairs_and_their_swaps_score_as_if_alone(compat, backend):
+def test_pairs_and_their_swaps_score_as_if_alone(compat):
     # score_pairs shares one search between (A, B) and (B, A): every value must be the one
     # score_prepared gives the pair on its own, to the last bit.
     rng = np.random.default_rng(11)
@@ -233,63 +225,65 @@ def test_percentile_is_numpys():
     for n in (1, 2, 3, 20, 21, 1000):
         values = rng.random(n) * 10
         values[: n // 3] = np.round(values[: n // 3])  # ties
-        for q in (0, 5, 50, 95, 99.9, 100):
-            assert percentile(values, q) == float(np.percentile(values, q))
+        for q in (0.0, 5.0, 50.0, 95.0, 99.9, 100.0):
+            assert _percentile(values, q) == float(np.percentile(values, q))
 
 
-def one_call_cases(rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray, tuple]]:
-    """Pairs for the one-call path: blobs, a far false positive (its exact fallback), one
-    empty side, speckle, masks far apart, rows of 8 voxels (uint64 words) and of 13 (bytes),
-    mixed types."""
-    cases = []
-    for shape, spacing in (((9, 24, 32), (4.0, 0.7, 0.7)), ((7, 20, 13), (2.0, 1.0, 0.9))):
-        a = np.zeros(shape, bool)
-        a[2:6, 4:14, 3:11] = rng.random((4, 10, 8)) < 0.8
-        b = np.roll(a, (0, 1, -1), axis=(0, 1, 2)) | (rng.random(shape) < 0.002)
-        far = b.copy()
-        far[-1, -2, -1] = True
-        cases += [(a, b, spacing), (b, a, spacing), (a, far, spacing), (far, a, spacing)]
-        cases += [(a, np.zeros(shape, bool), spacing), (a, a.astype(np.uint8), spacing)]
-        cases.append((rng.random(shape) < 0.2, rng.random(shape) < 0.2, spacing))
-        apart_a, apart_b = np.zeros(shape, bool), np.zeros(shape, bool)
-        apart_a[:2, :2, :2] = True
-        apart_b[-2:, -2:, -2:] = True  # beyond the search's reach: all exact fallback
-        cases.append((apart_a, apart_b, spacing))
-    return cases
+def test_array_likes_are_accepted_and_ragged_lists_refused():
+    a = volume()
+    a[2:4, 2:4, 2:4] = True
+    from_lists = score_pair(a.astype(int).tolist(), a.tolist(), [1.0, 1.0, 1.0])
+    assert from_lists == score_pair(a, a, (1.0, 1.0, 1.0))
+    with pytest.raises(InputError, match="reference is not an array of 0/1 values"):
+        score_pair([[[0, 1]], [[0]]], a, (1, 1, 1))
+    with pytest.raises(InputError, match="test has unsupported type"):
+        score_pair(a, np.full(a.shape, "x"), (1, 1, 1))
 
 
-@pytest.mark.skipif(not _kernels.HAVE_NUMBA, reason="the compiled path")
-@pytest.mark.parametrize("compat", ["off", "use"])
-@pytest.mark.parametrize("small_ml", [0.0, 0.0005])
-def test_one_call_equals_the_prepared_path(compat, small_ml, monkeypatch):
-    # score_pair takes `_kernels.score_pair_once` (one compiled call: pass, boxes, surfaces,
-    # overlap, searches, reducers); every value must be the general path's to the last bit,
-    # compiled and in numpy.
-    rng = np.random.default_rng(21)
-    for reference, test, spacing in one_call_cases(rng):
-        fast = pair._score_in_one_call(
-            pair.as_bool(reference), pair.as_bool(test), spacing, small_ml, pair.Compat(compat)
-        )
-        assert fast is not None  # the one-call path applies to all of these
-        assert score_pair(reference, test, spacing, small_ml, compat) == fast
-        prepared = prepare_masks([pair.as_bool(reference), pair.as_bool(test)], spacing)
-        assert fast == score_prepared(*prepared, small_ml=small_ml, compat=compat)
-        with monkeypatch.context() as numpy_only:
-            numpy_only.setattr(_kernels, "HAVE_NUMBA", False)
-            assert score_pair(reference, test, spacing, small_ml, compat) == fast
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1e-4), (0.005, 0.00045, 0.00045), (5000, 450, 450)])
+def test_spacing_in_the_wrong_unit_is_one_line(spacing):
+    # Metres or micrometres given as millimetres: refused, not a MemoryError or OverflowError.
+    a = volume()
+    a[2:4, 2:4, 2:4] = True
+    b = np.roll(a, 3, axis=2)
+    expected = r"spacing \(z, y, x\) = .* mm is outside 0.01-50 mm"
+    with pytest.raises(InputError, match=expected) as error:
+        score_pair(a, b, spacing)
+    assert "\n" not in str(error.value) and "millimetres" in str(error.value)
 
 
-def test_compiled_reducers_are_numpys():
-    # The one-call path's reducers, compiled or not: numpy's sum, compat.percentile,
-    # SurfaceDistances.surface_dices, each to the last bit.
-    rng = np.random.default_rng(22)
-    for n in [*range(1, 300), 1000, 1347, 4099]:
-        values = rng.random(n) * 10.0 ** rng.uniform(-3, 3, n)
-        values[: n // 3] = np.round(values[: n // 3])  # ties
-        assert _kernels.pairwise_sum(values, 0, n) == values.sum()
-        assert _kernels.percentile(values, 95.0) == percentile(values, 95)
-    classes = [rng.integers(0, 4, n) for n in (50, 70)]
-    areas = [rng.random(n) for n in (50, 70)]
-    distances = SurfaceDistances(np.zeros(1), np.zeros(1), (0.0, 5.0, 10.0), *classes, *areas)
-    compiled = _kernels.surface_dices(classes[0], areas[0], classes[1], areas[1], 3)
-    assert compiled.tolist() == distances.surface_dices()
+@pytest.mark.parametrize("spacing", [(0.01, 0.01, 0.01), (50.0, 50.0, 0.01), (1.0, 50.0, 1.0)])
+def test_spacing_at_the_limits_is_scored(spacing):
+    # Single voxels 3 steps apart along x: the distance is 3 steps, however fine or coarse.
+    a, b = volume(), volume()
+    a[4, 5, 2] = True
+    b[4, 5, 5] = True
+    m = score_pair(a, b, spacing)
+    assert pytest.approx((3 * spacing[2], 3 * spacing[2])) == (m.HD95, m.ASD)
+
+
+@pytest.mark.parametrize(
+    ("reason", "reference", "test"),
+    [
+        ("", MaskState.SCORED, MaskState.SCORED),
+        ("reference empty", MaskState.EMPTY, MaskState.SCORED),
+        ("test empty", MaskState.SCORED, MaskState.EMPTY),
+        ("reference and test empty", MaskState.EMPTY, MaskState.EMPTY),
+        ("reference at or below 0.5 ml", MaskState.SMALL, MaskState.SCORED),
+        ("reference at or below 0.5 ml; test empty", MaskState.SMALL, MaskState.EMPTY),
+        ("reference empty; test at or below 2.5 ml", MaskState.EMPTY, MaskState.SMALL),
+    ],
+)
+def test_nan_reason_round_trip(reason, reference, test):
+    parsed = NanReason.parse(reason)
+    assert (parsed.reference, parsed.test) == (reference, test)
+    assert str(parsed) == reason
+    assert reference_scored(reason) == (reference is MaskState.SCORED)
+
+
+@pytest.mark.parametrize(
+    "text", ["reference missing", "reference: empty", "test empty; test empty"]
+)
+def test_an_unknown_nan_reason_is_an_error_not_a_scored_reference(text):
+    with pytest.raises(InputError, match="is not a nan_reason the evaluator writes"):
+        reference_scored(text)
