@@ -311,11 +311,12 @@ def _fit_or_load(
         return FoldResult(cases.fold, False, done.get("train_s")), None
     layout.method_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    from bench.runner.threads import cpu_threads
+    from bench.runner.threads import advise, cpu_threads
 
-    # Every method trains with the faster of one torch thread and every core (probed once):
-    # on a busy 2-core machine one thread was 3-5x faster, and an adapter need not know.
-    with cpu_threads():
+    # Every method trains with the profile's torch threads (the harness's choice, not the
+    # adapter's): CPU results differ between thread counts, so a probe only advises.
+    advise(profile.threads)
+    with cpu_threads(profile.threads):
         predictor = adapter.fit(cases, cases.fold, layout.method_dir, profile)
     train_s = time.perf_counter() - started
     remove_stale_temporaries(marker.parent, marker.name)  # a killed run's
@@ -390,6 +391,7 @@ def score_run(result: RunResult, dataset: Dataset, split: Mapping[str, Any]) -> 
 def _results(result: RunResult, dataset: Dataset, split: Mapping[str, Any], per_case: Any):
     from bench.io import sha256_file
     from bench.results import build_results
+    from bench.runner.threads import resolved_threads
     from bench.stats import RaterRoles
 
     validated = sorted({case for fold in split["folds"] for case in fold["val"]})
@@ -407,7 +409,10 @@ def _results(result: RunResult, dataset: Dataset, split: Mapping[str, Any], per_
         "profile": result.profile.name,
         "adapter_version": _adapter(result.method)[0].version,
         "git_commit": git_commit(),
-        "hardware": {k: str(v) for k, v in hardware().items()},
+        "hardware": {
+            **{k: str(v) for k, v in hardware().items()},
+            "torch_threads": str(resolved_threads(result.profile.threads)),
+        },
         "train_seconds_per_fold": train,
         "inference_seconds_per_case": {c: r["latency_s"] for c, r in records.items()},
         "peak_memory_mb": max(peak) if peak else None,

@@ -59,6 +59,9 @@ class Profile:
     checkpoint_every: int = 50  # epochs between resumable checkpoints
     early_stopping_patience: int = 50  # epochs without a better validation pseudo-Dice (tuned)
     seed: int = 0
+    # torch's CPU threads for training and inference; None: every core. Part of the profile
+    # because CPU results differ bit by bit between thread counts (`bench.runner.threads`).
+    threads: int | None = None
     # --- inference ---------------------------------------------------------------------------
     tta_mirror_axes: tuple[int, ...] = (0, 1, 2)  # (z, y, x) axes; intersected with the method's
     sw_overlap: float = 0.5  # nnU-Net's tile step 0.5
@@ -96,6 +99,7 @@ PROFILES: dict[str, Profile] = {
             augmentation_workers=0,
             checkpoint_every=1,
             early_stopping_patience=1,
+            threads=1,
             tta_mirror_axes=(2,),
             sw_batch_size=4,
         ),
@@ -118,6 +122,7 @@ PROFILES: dict[str, Profile] = {
             augmentation_workers=1,
             checkpoint_every=1,
             early_stopping_patience=3,
+            threads=1,  # the augmentation worker holds the second core
             tta_mirror_axes=(2,),
             sw_batch_size=4,
         ),

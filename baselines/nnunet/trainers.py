@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from batchgenerators.dataloading.multi_threaded_augmenter import MultiThreadedAugmenter
+from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.loss.robust_ce_loss import RobustCrossEntropyLoss
 from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
@@ -112,6 +114,33 @@ class BenchTrainer(nnUNetTrainer):
                 "random 80:20 fallback"
             )
         return splits[self.fold]["train"], splits[self.fold]["val"]
+
+    def get_dataloaders(self):
+        """nnU-Net's loaders, with background augmentation made reproducible.
+
+        nnU-Net's `NonDetMultiThreadedAugmenter` seeds its workers from the operating system
+        and hands batches over in whichever order workers finish, so two runs of the same
+        command trained on other patches. batchgenerators' `MultiThreadedAugmenter` with
+        seeds (from the profile's seed and the fold) gives every run the same batch sequence.
+        """
+        train, val = super().get_dataloaders()
+        return self._seeded(train, stream=0), self._seeded(val, stream=1)
+
+    def _seeded(self, loader, stream: int):
+        if not isinstance(loader, NonDetMultiThreadedAugmenter):
+            return loader  # in-process augmentation: `seed_epoch` seeds it
+        loader._finish()
+        workers = loader.num_processes
+        state = np.random.SeedSequence([self.seed, self.fold, stream]).generate_state(workers)
+        return MultiThreadedAugmenter(
+            loader.generator,
+            loader.transform,
+            workers,
+            num_cached_per_queue=max(2, loader.num_cached // workers),
+            seeds=[int(s) for s in state],
+            pin_memory=loader.pin_memory,
+            wait_time=loader.wait_time,
+        )
 
     def save_checkpoint(self, filename: str) -> None:
         if self.local_rank != 0 or self.disable_checkpointing:

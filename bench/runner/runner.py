@@ -63,18 +63,20 @@ class InferenceSettings:
     threshold: float = 0.5  # a voxel is lesion when its probability is above this
     device: str | None = None  # None: CUDA when available, else CPU
     amp: bool | None = None  # None: mixed precision on CUDA only
-    threads: int | None = None  # CPU threads for torch; None: the faster of 1 and every core
+    threads: int | None = None  # CPU threads for torch; None: every core
 
     @classmethod
     def from_profile(cls, profile: Any, **overrides: Any) -> InferenceSettings:
+        """The profile's settings; an override given as None keeps the profile's value."""
         values = {
             "overlap": profile.sw_overlap,
             "sw_batch_size": profile.sw_batch_size,
             "sw_batch_size_2d": profile.sw_batch_size_2d,
             "tta_mirror_axes": tuple(profile.tta_mirror_axes),
             "threshold": profile.threshold,
+            "threads": profile.threads,
         }
-        return cls(**{**values, **overrides})
+        return cls(**{**values, **{k: v for k, v in overrides.items() if v is not None}})
 
     def resolved_device(self) -> str:
         if self.device:
@@ -121,7 +123,7 @@ def peak_rss_mb() -> float:
 
 @contextmanager
 def torch_threads(device: str, threads: int | None) -> Iterator[None]:
-    """On CPU, the thread count that is fastest here (see `bench.runner.threads`)."""
+    """On CPU, `threads` torch threads (None: every core; see `bench.runner.threads`)."""
     if device != "cpu":
         yield
         return
