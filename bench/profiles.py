@@ -68,6 +68,11 @@ class Profile:
     sw_batch_size: int = 4  # windows per forward pass: batching pays on CPU (4.3 s -> 1.0 s)
     sw_batch_size_2d: int = 16  # slice windows are ~16x smaller than 3D ones
     threshold: float = 0.5  # a voxel is lesion where its probability is above this
+    # --- postprocessing, chosen per fold on an inner hold-out (`bench.runner.postprocess`) --
+    postprocess_holdout: float = 0.0  # share of training patients held out; 0: none
+    postprocess_thresholds: tuple[float, ...] = ()  # candidates; empty: `threshold` only
+    postprocess_min_component_ml: tuple[float, ...] = ()  # candidate minimum sizes
+    postprocess_intracranial: bool = False  # also try the image's intracranial region
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -192,6 +192,16 @@ def _unranked_note(names: list[str], reference: str) -> list[str]:
     ]
 
 
+def _postprocessing_details(results: Results) -> str:
+    """Each fold's mask rule, chosen on an inner hold-out of its training patients."""
+    folds = sorted(results.postprocessing.items(), key=lambda item: int(item[0]))
+    return "; ".join(
+        f"fold {k}: {p.describe()} (hold-out of {len(p.holdout_cases)}: Dice "
+        f"{p.holdout_dice:.3f}, plain {p.plain_dice:.3f})"
+        for k, p in folds
+    )
+
+
 def render_method_page(results: Results) -> str:
     study, name = results.stats, results.method.name
     config = study.config
@@ -207,6 +217,7 @@ def render_method_page(results: Results) -> str:
         ["Training", _train_details(results)],
         ["Inference", _inference_details(results)],
         ["Peak memory", _memory(results.timing.peak_memory_mb)],
+        *([["Postprocessing", _postprocessing_details(results)]] if results.postprocessing else []),
         ["Predictions", _predictions(results)],
         [
             "Cases",
