@@ -48,6 +48,16 @@ def figure_path(results: Results) -> str:
     return f"{FIGURES_DIR}/{results.stem}__volumes__{figure_key(results)}.png"
 
 
+def curves_path(results: Results) -> str | None:
+    """The learning-curve figure's path (named by a hash of the curves), None without any."""
+    if not results.training_curves:
+        return None
+    digest = hashlib.sha256(f"{FIGURE_VERSION}|{results.stem}|".encode())
+    for fold, curve in sorted(results.training_curves.items()):
+        digest.update(f"{fold}:{curve.train_loss}:{curve.val_pseudo_dice};".encode())
+    return f"{FIGURES_DIR}/{results.stem}__curves__{digest.hexdigest()[:12]}.png"
+
+
 def rater_anchor(rater: str) -> str:
     """GitHub's anchor of the heading `Against rater <rater>`."""
     slug = "".join(c for c in f"against rater {rater}".lower() if c.isalnum() or c in " -_")
@@ -276,6 +286,17 @@ def render_method_page(results: Results) -> str:
         f"![volume scatter and Bland-Altman](../{volumes})",
         "",
     ]
+    curves = curves_path(results)
+    if curves:
+        lines += [
+            "## Learning curves",
+            "",
+            "Per fold, the training loss and the validation pseudo-Dice (on patches, as the "
+            "method logged it) by epoch.",
+            "",
+            f"![learning curves](../{curves})",
+            "",
+        ]
     return "\n".join(lines)
 
 

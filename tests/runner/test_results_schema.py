@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from bench.errors import BenchError
-from bench.leaderboard.markdown import render_method_page
+from bench.leaderboard.build import write_leaderboard
+from bench.leaderboard.markdown import curves_path, render_method_page
 from bench.results import (
     SCHEMA_VERSION,
     build_results,
@@ -55,6 +56,18 @@ def test_postprocessing_and_curves_round_trip_and_show_on_the_method_page(per_ca
         "| Postprocessing | fold 0: threshold 0.7, largest component only (hold-out of 2: Dice "
         "0.610, plain 0.420)"
     )
+
+
+def test_learning_curves_are_plotted_on_the_method_page(per_case, tmp_path):
+    curve = {"train_loss": [0.1, -0.2, -0.3], "val_pseudo_dice": [0.0, 0.4, 0.5]}
+    results = build(per_case, training_curves={"0": curve, "1": curve})
+    save_results(results, tmp_path / "results" / f"{results.stem}.json")
+    write_leaderboard(tmp_path / "results", tmp_path / "board" / "README.md")
+    figure = tmp_path / "board" / curves_path(results)
+    assert figure.read_bytes().startswith(b"\x89PNG")
+    page = render_method_page(results)
+    assert "## Learning curves" in page and f"](../{curves_path(results)})" in page
+    assert curves_path(build(per_case)) is None
 
 
 def test_a_version_1_file_loads_with_no_postprocessing_and_shows_no_such_line(per_case, tmp_path):
