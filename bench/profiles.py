@@ -110,7 +110,7 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="demo",
-            description="CPU default: one method on the phantom, all folds, ~10 min, 2 idle cores",
+            description="CPU default: one method on the phantom, all folds, on 2 cores",
             target_spacing_mm=(5.0, 3.75, 3.75),
             base_features=8,
             max_features=64,
@@ -120,16 +120,20 @@ PROFILES: dict[str, Profile] = {
             batch_size_2d=8,
             optimizer="adam",
             learning_rate=3e-3,
-            foreground_oversampling=0.66,
-            epochs=16,
+            foreground_oversampling=0.33,  # nnU-Net's; 0.66 learned no specificity
+            epochs=32,
             iterations_per_epoch=25,
             val_iterations_per_epoch=2,
             augmentation_workers=1,
             checkpoint_every=1,
-            early_stopping_patience=3,
+            early_stopping_patience=0,  # none: the budget is short already
             threads=1,  # the augmentation worker holds the second core
             tta_mirror_axes=(2,),
             sw_batch_size=4,
+            postprocess_holdout=0.2,
+            postprocess_thresholds=(0.5, 0.6, 0.7, 0.8, 0.9),
+            postprocess_min_component_ml=(1.0, 5.0),
+            postprocess_intracranial=True,
         ),
         Profile(
             name="paper",
