@@ -19,7 +19,10 @@ a head CT makes plausible), which doubles it. Budget: with 8 epochs x 25 iterati
 5-fold nnunet3d_mirrored_tuned run reached an SDT5 median of 0.07 against rater A (a fixed
 blob: 0.04); with 16, 0.37 (16x64x64, 44 min under load) and 0.34 (16x48x48, 9.5 min idle;
 README, "What the demo model learns"); Adam 3e-3 with 66%
-lesion-centred patches learned earlier than nnU-Net's 33% or a whole-volume patch (fold 0).
+lesion-centred patches learned earlier than nnU-Net's 33% or a whole-volume patch (fold 0),
+but learned "hypodense-ish brain" without specificity (predicted volumes ~5x rater A's): the
+demo now trains 32 epochs on nnU-Net's 33% and chooses a postprocessing per fold on an inner
+hold-out (README, "What the demo model learns").
 """
 
 from __future__ import annotations
