@@ -7,6 +7,8 @@ Work directory layout (one per dataset; `workspace.json` proves which):
     <workdir>/cache/                                  derived channels (the mirror), per case
     <workdir>/models/<method>/<profile>/              the method's own folder (all folds)
     <workdir>/models/<method>/<profile>/fold_<k>.done.json   marker: the fold is trained
+    <workdir>/models/<method>/<profile>/fold_<k>.postprocessing.json   the fold's choice
+    <workdir>/holdout/<method>/<profile>/fold_<k>/    predictions of the inner hold-out
     <workdir>/predictions/<method>/<profile>/<case>.nii.gz   masks (uint8), the image's grid
         .../probabilities/<case>.nii.gz               lesion probability (float32)
         .../records/<case>.json                       per-case latency and memory
@@ -27,7 +29,7 @@ import logging
 import platform
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,12 @@ class RunLayout:
     def fold_marker(self, fold: int) -> Path:
         return self.method_dir / f"fold_{fold}.done.json"
 
+    def postprocessing_file(self, fold: int) -> Path:
+        return self.method_dir / f"fold_{fold}.postprocessing.json"
+
+    def holdout_dir(self, fold: int) -> Path:
+        return self.root / "holdout" / self.method / self.profile / f"fold_{fold}"
+
 
 @dataclass
 class FoldResult:
@@ -76,6 +84,7 @@ class FoldResult:
     skipped: list[str] = field(default_factory=list)
     inference_wall_s: float = 0.0
     records: list[dict[str, Any]] = field(default_factory=list)
+    postprocessing: dict[str, Any] | None = None  # the fold's choice (`Choice.to_json`)
 
 
 @dataclass
@@ -173,10 +182,45 @@ def unit_status(unit: Unit, split: Mapping[str, Any], workdir: Path, profile: st
     return UnitStatus(unit, layout.fold_marker(unit.fold).is_file(), done, todo)
 
 
+def holdout_ids(split: Mapping[str, Any], fold: int, share: float) -> tuple[str, ...]:
+    """The first scans of about `share` of the fold's training patients, held out from
+    training to choose the fold's postprocessing on (`bench.runner.postprocess`).
+
+    Stratified like the split (lesion-free, small, large): each stratum's training cases are
+    shuffled by the split's seed and the fold, then every 1/share-th case of that order is
+    taken, so a hold-out of 20 % of 32 cases holds each stratum in proportion.
+    """
+    import numpy as np
+
+    from bench.splits import STRATA
+    from bench.splits import fold_cases as split_fold
+
+    if share <= 0:
+        return ()
+    train = sorted(split_fold(split, fold)["train"])
+    strata = split.get("strata", {})
+    rng = np.random.default_rng([int(split.get("seed", 0)), fold, 17])
+    order: list[str] = []
+    for stratum in (*STRATA, None):
+        members = [c for c in train if strata.get(c) == stratum]
+        order += [members[i] for i in rng.permutation(len(members))]
+    step = max(1, round(1.0 / share))
+    return tuple(sorted(order[step // 2 :: step]))
+
+
 def fold_cases(
-    dataset: Dataset, split: Mapping[str, Any], fold: int, cache_dir: Path | None = None
+    dataset: Dataset,
+    split: Mapping[str, Any],
+    fold: int,
+    cache_dir: Path | None = None,
+    holdout_share: float = 0.0,
 ) -> FoldCases:
-    """The plain-data view of one fold that `MethodAdapter.fit` receives."""
+    """The plain-data view of one fold that `MethodAdapter.fit` receives.
+
+    With a `holdout_share`, every fold's training cases lack its inner hold-out (and the
+    held-out patients' additional scans), in `train` as in `split`, so that a method that
+    prepares all folds at once (nnU-Net) never trains on them either.
+    """
     from bench.splits import fold_cases as split_fold
 
     reference = dataset.reference_rater
@@ -184,21 +228,24 @@ def fold_cases(
         case.id: LabelledCase(case.id, case.patient, case.image, case.labels[reference])
         for case in dataset.cases
     }
-    folds = tuple(
-        FoldIds(
-            int(f["fold"]),
-            tuple(f["train"]),
-            tuple(f["train_additional"]),
-            tuple(f["val"]),
+
+    def without_holdout(entry: Mapping[str, Any]) -> FoldIds:
+        held = set(holdout_ids(split, int(entry["fold"]), holdout_share))
+        patients = {every[i].patient for i in held}
+        return FoldIds(
+            int(entry["fold"]),
+            tuple(i for i in entry["train"] if i not in held),
+            tuple(i for i in entry["train_additional"] if every[i].patient not in patients),
+            tuple(entry["val"]),
         )
-        for f in split["folds"]
-    )
-    mine = split_fold(split, fold)  # a fold the split lacks is an InputError here
+
+    folds = tuple(without_holdout(f) for f in split["folds"])
+    mine = without_holdout(split_fold(split, fold))  # a fold the split lacks: InputError
     return FoldCases(
         fold=fold,
-        train=tuple(every[i] for i in mine["train"]),
-        train_additional=tuple(every[i] for i in mine["train_additional"]),
-        val=tuple(every[i] for i in mine["val"]),
+        train=tuple(every[i] for i in mine.train),
+        train_additional=tuple(every[i] for i in mine.train_additional),
+        val=tuple(every[i] for i in mine.val),
         split=folds,
         all_cases=every,
         dataset_sha256=dataset.content_sha256,
@@ -230,17 +277,39 @@ def run_method(
     started = time.perf_counter()
     results = []
     for fold in folds:
-        cases = fold_cases(dataset, split, fold, layout.cache_dir)
+        cases = fold_cases(dataset, split, fold, layout.cache_dir, profile.postprocess_holdout)
         with _method_code(name, fold, "fit"):
             result, predictor = _fit_or_load(adapter, cases, layout, profile, name)
         inputs = [CaseInput(c.id, c.image) for c in cases.val]
-        if predictor is None and any(not is_finished(layout.predictions_dir, c.id) for c in inputs):
+        holdout = profile.postprocess_holdout
+        choose_now = holdout > 0 and not layout.postprocessing_file(fold).is_file()
+        to_predict = any(not is_finished(layout.predictions_dir, c.id) for c in inputs)
+        if predictor is None and (to_predict or choose_now):
             with _method_code(name, fold, "load"):
                 predictor = adapter.load(layout.method_dir, fold, profile)
+        fold_settings = settings
+        if profile.postprocess_holdout > 0:
+            from bench.runner.postprocess import load_choice
+
+            if choose_now:
+                held = [
+                    cases.all_cases[i]
+                    for i in holdout_ids(split, fold, profile.postprocess_holdout)
+                ]
+                with _method_code(name, fold, "predict"):
+                    choose_postprocessing(predictor, held, layout, fold, profile, settings)
+            choice = load_choice(layout.postprocessing_file(fold))
+            result.postprocessing = choice.to_json()
+            fold_settings = replace(settings, postprocessing=choice.postprocessing)
         if predictor is not None:
             with _method_code(name, fold, "predict"):
                 summary = predict_cases(
-                    predictor, inputs, layout.predictions_dir, settings, layout.cache_dir, progress
+                    predictor,
+                    inputs,
+                    layout.predictions_dir,
+                    fold_settings,
+                    layout.cache_dir,
+                    progress,
                 )
             result.predicted = [r.case for r in summary.records]
             result.skipped = summary.skipped
@@ -257,6 +326,60 @@ def run_method(
             len(result.skipped),
         )
     return RunResult(name, profile, layout, results, time.perf_counter() - started)
+
+
+def choose_postprocessing(
+    predictor: Predictor,
+    held: Sequence[LabelledCase],
+    layout: RunLayout,
+    fold: int,
+    profile: Profile,
+    settings: Any,
+) -> None:
+    """Predict the fold's inner hold-out through the common runner, choose the mask rule
+    with the best mean Dice against the reference rater there, and record it."""
+    import numpy as np
+
+    from bench.io import read_image
+    from bench.runner import CaseInput, predict_cases
+    from bench.runner.postprocess import (
+        HoldoutCase,
+        Postprocessing,
+        candidates,
+        choose,
+        save_choice,
+    )
+
+    if not held:
+        raise BenchError(f"fold {fold}: the postprocessing hold-out is empty")
+    out = layout.holdout_dir(fold)
+    inputs = [CaseInput(c.id, c.image) for c in held]
+    predict_cases(predictor, inputs, out, settings, layout.cache_dir, progress=False)
+    cases = []
+    for case in held:
+        probability = read_image(output_paths(out, case.id)[1], case.id)[0]
+        image, geometry = read_image(case.image, case.id)
+        reference = read_image(case.label, case.id)[0] > 0
+        cases.append(
+            HoldoutCase(
+                case.id, probability, reference, image.astype(np.float32), geometry.voxel_volume_ml
+            )
+        )
+    options = candidates(
+        profile.postprocess_thresholds or (profile.threshold,),
+        profile.postprocess_min_component_ml,
+        profile.postprocess_intracranial,
+    )
+    choice = choose(cases, options, Postprocessing(threshold=profile.threshold))
+    save_choice(choice, layout.postprocessing_file(fold))
+    log.info(
+        "fold %d: postprocessing %s (hold-out Dice %.3f, plain %.3f, %d case(s))",
+        fold,
+        choice.postprocessing.describe(),
+        choice.dice,
+        choice.plain_dice,
+        len(held),
+    )
 
 
 @contextlib.contextmanager
@@ -311,11 +434,12 @@ def _fit_or_load(
         return FoldResult(cases.fold, False, done.get("train_s")), None
     layout.method_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    from bench.runner.threads import cpu_threads
+    from bench.runner.threads import advise, cpu_threads
 
-    # Every method trains with the faster of one torch thread and every core (probed once):
-    # on a busy 2-core machine one thread was 3-5x faster, and an adapter need not know.
-    with cpu_threads():
+    # Every method trains with the profile's torch threads (the harness's choice, not the
+    # adapter's): CPU results differ between thread counts, so a probe only advises.
+    advise(profile.threads)
+    with cpu_threads(profile.threads):
         predictor = adapter.fit(cases, cases.fold, layout.method_dir, profile)
     train_s = time.perf_counter() - started
     remove_stale_temporaries(marker.parent, marker.name)  # a killed run's
@@ -390,15 +514,24 @@ def score_run(result: RunResult, dataset: Dataset, split: Mapping[str, Any]) -> 
 def _results(result: RunResult, dataset: Dataset, split: Mapping[str, Any], per_case: Any):
     from bench.io import sha256_file
     from bench.results import build_results
+    from bench.runner.threads import resolved_threads
     from bench.stats import RaterRoles
 
     validated = sorted({case for fold in split["folds"] for case in fold["val"]})
     records = {r["case"]: r for r in _records(result.layout.predictions_dir, validated)}
-    train = {}
+    train, curves, postprocessing = {}, {}, {}
     for fold in split["folds"]:
-        marker = result.layout.fold_marker(int(fold["fold"]))
+        k = int(fold["fold"])
+        marker = result.layout.fold_marker(k)
         if marker.is_file():
-            train[str(fold["fold"])] = json.loads(marker.read_text(encoding="utf-8"))["train_s"]
+            done = json.loads(marker.read_text(encoding="utf-8"))
+            train[str(k)] = done["train_s"]
+            curve = (done.get("predictor") or {}).get("curves")
+            if curve:
+                curves[str(k)] = curve
+        choice = result.layout.postprocessing_file(k)
+        if choice.is_file():
+            postprocessing[str(k)] = json.loads(choice.read_text(encoding="utf-8"))
     peak = [r["peak_device_mb"] or r["peak_rss_mb"] for r in records.values()]
     metadata = {
         "dataset_name": dataset.name,
@@ -407,13 +540,18 @@ def _results(result: RunResult, dataset: Dataset, split: Mapping[str, Any], per_
         "profile": result.profile.name,
         "adapter_version": _adapter(result.method)[0].version,
         "git_commit": git_commit(),
-        "hardware": {k: str(v) for k, v in hardware().items()},
+        "hardware": {
+            **{k: str(v) for k, v in hardware().items()},
+            "torch_threads": str(resolved_threads(result.profile.threads)),
+        },
         "train_seconds_per_fold": train,
         "inference_seconds_per_case": {c: r["latency_s"] for c, r in records.items()},
         "peak_memory_mb": max(peak) if peak else None,
         "prediction_sha256": {
             c: sha256_file(output_paths(result.layout.predictions_dir, c)[0]) for c in validated
         },
+        "postprocessing": postprocessing,
+        "training_curves": curves,
     }
     table = per_case[per_case["case"].isin(validated)]
     return build_results(table, result.method, RaterRoles.from_dataset(dataset), metadata)

@@ -33,7 +33,10 @@ from bench.stats.roles import RaterRoles
 from bench.stats.study import StudyStats, compute_study, study_table
 from bench.stats.verify import verify_study
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: per-fold postprocessing and training curves
+READABLE_VERSIONS = (1, 2)
+# Fields a version-1 file lacks, read as empty.
+_ADDED_IN_2 = ("postprocessing", "training_curves")
 STORED_DIGITS = 9  # significant digits of the per-case metrics in a results file
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -67,6 +70,37 @@ class Timing:
     @property
     def train_seconds(self) -> float:
         return float(sum(self.train_seconds_per_fold.values()))
+
+
+@dataclass(frozen=True)
+class PostprocessingInfo:
+    """A fold's postprocessing, chosen on its inner hold-out (`bench.runner.postprocess`)."""
+
+    threshold: float
+    components: str
+    min_component_ml: float
+    intracranial: bool
+    holdout_cases: tuple[str, ...]
+    holdout_dice: float  # mean Dice there with the choice
+    plain_dice: float  # with the profile's threshold alone
+    candidates: int
+
+    def describe(self) -> str:
+        from bench.runner.postprocess import Postprocessing
+
+        rule = Postprocessing(
+            self.threshold, self.components, self.min_component_ml, self.intracranial
+        )
+        return rule.describe()
+
+
+@dataclass(frozen=True)
+class TrainingCurve:
+    """One fold's per-epoch training loss and validation pseudo-Dice, as the method logged
+    them (empty where it logs none)."""
+
+    train_loss: tuple[float, ...]
+    val_pseudo_dice: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -112,6 +146,8 @@ class Results:
     stats: StudyStats
     prediction_sha256: dict[str, str]
     per_case: PerCaseTable
+    postprocessing: dict[str, PostprocessingInfo] = field(default_factory=dict)  # by fold
+    training_curves: dict[str, TrainingCurve] = field(default_factory=dict)  # by fold
 
     @property
     def group(self) -> tuple[str, str, str]:
@@ -139,6 +175,8 @@ class RunMetadata:
     inference_seconds_per_case: dict[str, float] = field(default_factory=dict)
     peak_memory_mb: float = math.nan
     prediction_sha256: dict[str, str] = field(default_factory=dict)
+    postprocessing: dict[str, dict[str, Any]] = field(default_factory=dict)  # by fold
+    training_curves: dict[str, dict[str, Any]] = field(default_factory=dict)  # by fold
 
     @classmethod
     def from_mapping(cls, metadata: Mapping[str, Any]) -> RunMetadata:
@@ -202,6 +240,14 @@ def build_results(
         stats=compute_study(table, method, roles, config or StatsConfig()),
         prediction_sha256=dict(sorted(run.prediction_sha256.items())),
         per_case=PerCaseTable.from_frame(table),
+        postprocessing={
+            str(k): from_json(v, PostprocessingInfo, f"postprocessing.{k}")
+            for k, v in sorted(run.postprocessing.items())
+        },
+        training_curves={
+            str(k): from_json(v, TrainingCurve, f"training_curves.{k}")
+            for k, v in sorted(run.training_curves.items())
+        },
     )
 
 
@@ -240,8 +286,14 @@ def load_results(path: str | Path) -> Results:
     if not isinstance(raw, dict):
         raise BenchError(f"{path}: a results file holds a JSON object")
     version = raw.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise BenchError(f"{path}: schema version {version!r}, this harness reads {SCHEMA_VERSION}")
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        readable = ", ".join(str(v) for v in READABLE_VERSIONS)
+        raise BenchError(f"{path}: schema version {version!r}, this harness reads {readable}")
+    if version == 1:
+        for name in _ADDED_IN_2:
+            if name in raw:
+                raise BenchError(f"{path}: field {name!r} is not part of schema version 1")
+            raw[name] = {}
     try:
         results = from_json(raw, Results)
     except RecursionError as error:

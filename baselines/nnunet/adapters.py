@@ -32,7 +32,8 @@ class NnUNetAdapter(MethodAdapter):
     """nnU-Net v2 trained on the reference rater through its Python API."""
 
     description = "nnU-Net v2"
-    version = "1"
+    # 2: the mirror normalised with the image's statistics; seeded augmentation workers
+    version = "2"
     input_channels = ("image",)
     configuration = "3d_fullres"
     trainer_name = "BenchTrainer"  # a class in baselines.nnunet.trainers
@@ -81,7 +82,9 @@ class NnUNetAdapter(MethodAdapter):
             nnunet_environment(workspace, augmentation_workers=1),  # the planner needs >= 1
         ):
             write_raw_dataset(workspace, cases, self.input_channels, cache_dir)
-            plan_and_preprocess(workspace, self.configuration, get_profile(profile))
+            plan_and_preprocess(
+                workspace, self.configuration, get_profile(profile), self.input_channels
+            )
             write_splits_final(workspace, self.splits_final(train_cases))
         elapsed = time.perf_counter() - started
         log.info("nnU-Net dataset of %d cases ready in %.1f s", len(cases), elapsed)

@@ -107,5 +107,20 @@ def nnunet_predictor(
             "checkpoint": trainer_class.inference_checkpoint,
             "epochs_trained": int(checkpoint["current_epoch"]),
             "spacing_zyx_mm": [float(s) for s in config.spacing],
+            "curves": training_curves(Path(trainer_dir) / f"fold_{fold}"),
         },
     )
+
+
+def training_curves(fold_dir: Path) -> dict[str, list[float]]:
+    """Per-epoch training loss and validation pseudo-Dice of the whole run, from the last
+    checkpoint's log (the best one, which the tuned trainer infers with, stops at its epoch)."""
+    for name in ("checkpoint_final.pth", "checkpoint_latest.pth"):
+        path = fold_dir / name
+        if path.is_file():
+            logged = torch.load(path, map_location="cpu", weights_only=False).get("logging", {})
+            return {
+                "train_loss": [round(float(v), 6) for v in logged.get("train_losses", [])],
+                "val_pseudo_dice": [round(float(v), 6) for v in logged.get("mean_fg_dice", [])],
+            }
+    return {"train_loss": [], "val_pseudo_dice": []}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,10 +23,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from batchgenerators.dataloading.multi_threaded_augmenter import MultiThreadedAugmenter
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.loss.robust_ce_loss import RobustCrossEntropyLoss
 from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
 from bench.errors import BenchError
@@ -36,6 +39,7 @@ log = logging.getLogger(__name__)
 _CUDA = torch.device("cuda")  # nnU-Net's default device
 # Early stopping waits until the validation pseudo-Dice's EMA has reached this (see should_stop).
 MIN_USEFUL_PSEUDO_DICE = 0.05
+WORKERS_VARIABLE = "nnUNet_n_proc_DA"  # nnU-Net's count of background augmentation processes
 
 
 class BenchTrainer(nnUNetTrainer):
@@ -112,6 +116,41 @@ class BenchTrainer(nnUNetTrainer):
                 "random 80:20 fallback"
             )
         return splits[self.fold]["train"], splits[self.fold]["val"]
+
+    def get_dataloaders(self):
+        """nnU-Net's loaders, with background augmentation made reproducible.
+
+        nnU-Net's `NonDetMultiThreadedAugmenter` seeds its workers from the operating system
+        and hands batches over in whichever order workers finish, so two runs of the same
+        command trained on other patches. nnU-Net builds its loaders in-process here, and
+        batchgenerators' `MultiThreadedAugmenter` runs them in the background with seeds from
+        the profile's seed and the fold, in a fixed order: every run gets the same batches.
+        """
+        workers = get_allowed_n_proc_DA()
+        saved = os.environ.get(WORKERS_VARIABLE)
+        os.environ[WORKERS_VARIABLE] = "0"  # read by nnU-Net at each call
+        try:
+            train, val = super().get_dataloaders()
+        finally:
+            if saved is None:
+                del os.environ[WORKERS_VARIABLE]
+            else:
+                os.environ[WORKERS_VARIABLE] = saved
+        if workers == 0:
+            return train, val  # in-process augmentation: `seed_epoch` seeds it
+        return self._seeded(train, workers, stream=0), self._seeded(val, max(1, workers // 2), 1)
+
+    def _seeded(self, loader, workers: int, stream: int) -> MultiThreadedAugmenter:
+        state = np.random.SeedSequence([self.seed, self.fold, stream]).generate_state(workers)
+        return MultiThreadedAugmenter(
+            loader.data_loader,
+            loader.transform,
+            workers,
+            num_cached_per_queue=max(2, 6 // workers),
+            seeds=[int(s) for s in state],
+            pin_memory=self.device.type == "cuda",
+            wait_time=0.002,
+        )
 
     def save_checkpoint(self, filename: str) -> None:
         if self.local_rank != 0 or self.disable_checkpointing:

@@ -31,6 +31,24 @@ def _folds(text: str) -> list[int]:
     return sorted(set(folds))
 
 
+def _threads(text: str) -> int:
+    try:
+        threads = int(text)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise argparse.ArgumentTypeError(f"--threads must be a whole number >= 1, not {text!r}")
+    return threads
+
+
+def _profile(args: argparse.Namespace):
+    """The chosen profile, with --threads (when given) in place of the profile's count."""
+    from bench.profiles import get_profile
+
+    profile = get_profile(args.profile)
+    return profile if args.threads is None else profile.with_overrides(threads=args.threads)
+
+
 def _methods(text: str) -> list[str]:
     names = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
     if not names:
@@ -69,6 +87,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--workdir", type=Path, default=None, help="work directory (default: runs/<dataset name>)"
     )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
+    parser.add_argument(
+        "--threads",
+        type=_threads,
+        default=None,
+        help="torch CPU threads for training and inference (default: the profile's; results "
+        "differ between counts, so the count is recorded in the results file)",
+    )
     parser.add_argument(
         "--no-score", action="store_true", help="stop after the predictions (no evaluator)"
     )
@@ -203,7 +228,7 @@ def _run_inline(args: argparse.Namespace, dataset, split, workdir: Path) -> tupl
                 run_method(
                     name,
                     dataset,
-                    args.profile,
+                    _profile(args),
                     workdir,
                     folds=args.folds,
                     split=split,
@@ -222,6 +247,13 @@ def _executor_settings(args: argparse.Namespace):
     """None for the inline executor; otherwise the checked settings (a bad one: BenchError)."""
     if args.executor == "inline":
         return None
+    if args.threads is not None:
+        from bench.errors import BenchError
+
+        raise BenchError(
+            f"--threads works with --executor inline; with {args.executor} units train with the "
+            "profile's thread count"
+        )
     from bench.executors import ExecutorSettings
 
     return ExecutorSettings(

@@ -21,6 +21,7 @@ from bench.leaderboard.collect import load_all, rankings
 from bench.leaderboard.markdown import (
     FIGURES_DIR,
     METHODS_DIR,
+    curves_path,
     figure_path,
     page_path,
     render_method_page,
@@ -45,6 +46,9 @@ def render(results_dir: Path, out: Path) -> Rendered:
         markdown[page_path(results)] = render_method_page(results)
         raters = results.stats.roles.raters
         pngs[figure_path(results)] = lambda r=results, k=raters: figures.volume_figure(r, k)
+        curves = curves_path(results)
+        if curves:
+            pngs[curves] = lambda r=results: figures.curves_figure(r)
     return Rendered(markdown, pngs)
 
 

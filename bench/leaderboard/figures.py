@@ -83,3 +83,20 @@ def _bland_altman(
         ylabel=f"{method} - {rater} [ml]",
         title=f"Bland-Altman, {method} vs {rater}",
     )
+
+
+def curves_figure(results: Results) -> bytes:
+    """Per fold, the training loss (left) and the validation pseudo-Dice (right) by epoch,
+    so that a reader sees whether the model had converged when training stopped."""
+    with matplotlib.style.context("default"):
+        figure = Figure(figsize=(2 * PANEL_INCHES, PANEL_INCHES), dpi=DPI)
+        FigureCanvasAgg(figure)
+        loss, dice = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
+        for fold, curve in sorted(results.training_curves.items(), key=lambda kv: int(kv[0])):
+            loss.plot(np.arange(len(curve.train_loss)), curve.train_loss, label=f"fold {fold}")
+            dice.plot(np.arange(len(curve.val_pseudo_dice)), curve.val_pseudo_dice)
+        loss.set(xlabel="epoch", ylabel="training loss", title=f"{results.method.name}: loss")
+        dice.set(xlabel="epoch", ylabel="pseudo-Dice", ylim=(0, 1), title="validation")
+        loss.legend(fontsize="small")
+        figure.tight_layout()
+        return _png(figure)

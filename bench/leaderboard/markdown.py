@@ -51,6 +51,16 @@ def figure_path(results: Results) -> str:
     return f"{FIGURES_DIR}/{results.stem}__volumes__{figure_key(results)}.png"
 
 
+def curves_path(results: Results) -> str | None:
+    """The learning-curve figure's path (named by a hash of the curves), None without any."""
+    if not results.training_curves:
+        return None
+    digest = hashlib.sha256(f"{FIGURE_VERSION}|{results.stem}|".encode())
+    for fold, curve in sorted(results.training_curves.items()):
+        digest.update(f"{fold}:{curve.train_loss}:{curve.val_pseudo_dice};".encode())
+    return f"{FIGURES_DIR}/{results.stem}__curves__{digest.hexdigest()[:12]}.png"
+
+
 def rater_anchor(rater: str) -> str:
     """GitHub's anchor of the heading `Against rater <rater>`."""
     slug = "".join(c for c in f"against rater {rater}".lower() if c.isalnum() or c in " -_")
@@ -233,6 +243,16 @@ def _claims_section(ranking: Ranking) -> list[str]:
     ]
 
 
+def _postprocessing_details(results: Results) -> str:
+    """Each fold's mask rule, chosen on an inner hold-out of its training patients."""
+    folds = sorted(results.postprocessing.items(), key=lambda item: int(item[0]))
+    return "; ".join(
+        f"fold {k}: {p.describe()} (hold-out of {len(p.holdout_cases)}: Dice "
+        f"{p.holdout_dice:.3f}, plain {p.plain_dice:.3f})"
+        for k, p in folds
+    )
+
+
 def render_method_page(results: Results) -> str:
     study, name = results.stats, results.method.name
     config = study.config
@@ -248,6 +268,7 @@ def render_method_page(results: Results) -> str:
         ["Training", _train_details(results)],
         ["Inference", _inference_details(results)],
         ["Peak memory", _memory(results.timing.peak_memory_mb)],
+        *([["Postprocessing", _postprocessing_details(results)]] if results.postprocessing else []),
         ["Predictions", _predictions(results)],
         [
             "Cases",
@@ -316,6 +337,17 @@ def render_method_page(results: Results) -> str:
         f"![volume scatter and Bland-Altman](../{volumes})",
         "",
     ]
+    curves = curves_path(results)
+    if curves:
+        lines += [
+            "## Learning curves",
+            "",
+            "Per fold, the training loss and the validation pseudo-Dice (on patches, as the "
+            "method logged it) by epoch.",
+            "",
+            f"![learning curves](../{curves})",
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -2,8 +2,8 @@
 
 Per case: channels (the mirrored one is cached on disk) -> the adapter's preprocessing ->
 sliding windows with test-time mirroring -> softmax -> the adapter's inverse mapping to the
-image's grid -> threshold -> the mask (uint8) and the lesion probability (float32) written as
-NIfTI with the image's exact header, atomically.
+image's grid -> threshold, or the fold's chosen `Postprocessing` -> the mask (uint8) and the
+lesion probability (float32) written as NIfTI with the image's exact header, atomically.
 
 Reading and preprocessing the next case runs in a background thread while the network works
 on the current one, and the NIfTI writing of a finished case runs in another; numpy, SciPy,
@@ -35,11 +35,13 @@ from bench.adapter import Predictor, channel_files
 from bench.io import (
     Geometry,
     read_geometry,
+    read_image,
     remove_stale_temporaries,
     write_image,
     write_json,
 )
 from bench.predictions import is_finished, output_paths
+from bench.runner.postprocess import Postprocessing
 from bench.runner.threads import cpu_threads
 from bench.runner.window import WindowSettings, count_windows, predict_logits
 
@@ -63,18 +65,24 @@ class InferenceSettings:
     threshold: float = 0.5  # a voxel is lesion when its probability is above this
     device: str | None = None  # None: CUDA when available, else CPU
     amp: bool | None = None  # None: mixed precision on CUDA only
-    threads: int | None = None  # CPU threads for torch; None: the faster of 1 and every core
+    threads: int | None = None  # CPU threads for torch; None: every core
+    postprocessing: Postprocessing | None = None  # None: the threshold alone
+
+    def mask_rule(self) -> Postprocessing:
+        return self.postprocessing or Postprocessing(threshold=self.threshold)
 
     @classmethod
     def from_profile(cls, profile: Any, **overrides: Any) -> InferenceSettings:
+        """The profile's settings; an override given as None keeps the profile's value."""
         values = {
             "overlap": profile.sw_overlap,
             "sw_batch_size": profile.sw_batch_size,
             "sw_batch_size_2d": profile.sw_batch_size_2d,
             "tta_mirror_axes": tuple(profile.tta_mirror_axes),
             "threshold": profile.threshold,
+            "threads": profile.threads,
         }
-        return cls(**{**values, **overrides})
+        return cls(**{**values, **{k: v for k, v in overrides.items() if v is not None}})
 
     def resolved_device(self) -> str:
         if self.device:
@@ -121,7 +129,7 @@ def peak_rss_mb() -> float:
 
 @contextmanager
 def torch_threads(device: str, threads: int | None) -> Iterator[None]:
-    """On CPU, the thread count that is fastest here (see `bench.runner.threads`)."""
+    """On CPU, `threads` torch threads (None: every core; see `bench.runner.threads`)."""
     if device != "cpu":
         yield
         return
@@ -138,8 +146,10 @@ def _prefetch(
     cache_dir: Path,
     out: queue.Queue,
     stop: threading.Event,
+    needs_image: bool = False,
 ) -> None:
-    """Read and preprocess each case ahead of the network (runs in a background thread)."""
+    """Read and preprocess each case ahead of the network (runs in a background thread);
+    with `needs_image`, also the image itself (HU, for the intracranial restriction)."""
 
     def offer(item: Any) -> bool:
         """Hand `item` over unless the consumer has stopped (never block forever)."""
@@ -157,7 +167,8 @@ def _prefetch(
             files = channel_files(case.image, predictor.input_channels, cache_dir)
             geometry = read_geometry(case.image, case.id)
             data, info = predictor.preprocess(files)
-            item: Any = (case, geometry, np.ascontiguousarray(data, np.float32), info)
+            image = read_image(case.image, case.id)[0] if needs_image else None
+            item: Any = (case, geometry, np.ascontiguousarray(data, np.float32), info, image)
         except BaseException as error:  # handed to the consumer, which re-raises it
             item = (case, error)
         if not offer((item, time.perf_counter() - started)) or len(item) == 2:
@@ -198,8 +209,11 @@ def predict_cases(
     started = time.perf_counter()
     prefetched: queue.Queue = queue.Queue(maxsize=1)
     stop = threading.Event()
+    rule = settings.mask_rule()
     reader = threading.Thread(
-        target=_prefetch, args=(predictor, todo, cache_dir, prefetched, stop), daemon=True
+        target=_prefetch,
+        args=(predictor, todo, cache_dir, prefetched, stop, rule.intracranial),
+        daemon=True,
     )
     writes: list[Future] = []
     with (
@@ -215,9 +229,9 @@ def predict_cases(
                     break
                 if len(item) == 2:
                     raise item[1]
-                case, geometry, data, info = item
+                case, geometry, data, info, image = item
                 record, outputs = _infer_case(
-                    predictor, case, geometry, data, info, window, settings.threshold
+                    predictor, case, geometry, data, info, window, rule, image
                 )
                 record.preprocess_s = preprocess_s
                 writes.append(
@@ -247,7 +261,8 @@ def _infer_case(
     data: np.ndarray,
     info: Any,
     window: WindowSettings,
-    threshold: float,
+    rule: Postprocessing,
+    image: np.ndarray | None,
 ) -> tuple[CaseRecord, tuple[np.ndarray, np.ndarray]]:
     import torch
 
@@ -265,7 +280,7 @@ def _infer_case(
             f"case {case.id}: the adapter's invert returned shape {lesion.shape}, "
             f"the image is {geometry.shape_zyx}"
         )
-    mask = (lesion > threshold).astype(np.uint8)
+    mask = rule.apply(lesion, geometry.voxel_volume_ml, image)
     inverted = time.perf_counter()
     record = CaseRecord(
         case=case.id,

@@ -1,10 +1,11 @@
-"""How many CPU threads torch should use: measured once per process, not assumed.
+"""How many CPU threads torch uses: the profile's (or `bench run --threads`), never guessed.
 
-On a 2-core machine shared with other work, torch's default (one thread per core) can be
-several times slower than one thread: its OpenMP threads wait for a core that someone else
-holds. Measured on such a machine: a small 3D U-Net's training step took 0.4-0.9 s with two
-threads and 0.1-0.2 s with one; on an idle machine two threads win. So a short probe (a 3D
-convolution, ~0.1 s in all) times both and the faster count is used for the run.
+CPU training is not bitwise reproducible across thread counts (a reduction split two ways
+adds in another order), so the count is part of the run's settings and of its results file:
+the same command gives the same predictions. A short probe (a 3D convolution, ~0.1 s) may
+advise another count in a log line, because which count is faster depends on the moment: on
+a 2-core machine shared with other work a small 3D U-Net's training step took 0.4-0.9 s with
+two threads and 0.1-0.2 s with one; on an idle machine two threads win.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from bench.errors import BenchError
+
 log = logging.getLogger(__name__)
 
 _best: int | None = None
+_advised = False
 
 
 def available_cores() -> int:
@@ -64,7 +68,8 @@ def _probe_seconds(threads: int, repeats: int = 3) -> float:
 
 
 def best_thread_count() -> int:
-    """The faster of one thread and every core, measured on first use and remembered."""
+    """The faster of one thread and every core right now, measured on first use and
+    remembered; advice only (`advise`), never what a run uses."""
     global _best
     if _best is None:
         cores = available_cores()
@@ -73,23 +78,44 @@ def best_thread_count() -> int:
         else:
             one, every = _probe_seconds(1), _probe_seconds(cores)
             _best = cores if every < one else 1
-            log.info(
-                "torch threads: %d (probe %.0f ms with 1, %.0f ms with %d)",
-                _best,
-                one * 1e3,
-                every * 1e3,
-                cores,
+            log.debug(
+                "thread probe: %.0f ms with 1, %.0f ms with %d", one * 1e3, every * 1e3, cores
             )
     return _best
 
 
+def resolved_threads(threads: int | None) -> int:
+    """The count a run uses: `threads`, or every core when None (torch's own default)."""
+    if threads is not None and threads < 1:
+        raise BenchError(f"torch threads must be at least 1, not {threads}")
+    return threads or available_cores()
+
+
+def advise(threads: int | None) -> None:
+    """Log once per process when the probe finds the other count faster at the moment."""
+    global _advised
+    chosen = resolved_threads(threads)
+    if _advised or available_cores() == 1:
+        return
+    _advised = True
+    faster = best_thread_count()
+    if faster != chosen:
+        log.info(
+            "torch threads: %d (the run's setting); a probe finds %d faster on this machine "
+            "right now: `bench run --threads %d` would be quicker, with other numbers",
+            chosen,
+            faster,
+            faster,
+        )
+
+
 @contextmanager
 def cpu_threads(threads: int | None = None) -> Iterator[int]:
-    """Run the block with `threads` torch threads (None: the measured best); then restore."""
+    """Run the block with `threads` torch threads (None: every core); then restore."""
     import torch
 
     previous = torch.get_num_threads()
-    chosen = threads or best_thread_count()
+    chosen = resolved_threads(threads)
     torch.set_num_threads(chosen)
     try:
         yield chosen

@@ -25,6 +25,7 @@ def test_bench_run_writes_a_results_file_and_resumes(head_dataset, run_root, cap
     assert set(results.prediction_sha256) == first_scans
     assert set(results.timing.train_seconds_per_fold) == {"0", "1"}
     assert results.profile == "smoke" and results.stats.n_cases == len(first_scans)
+    assert results.hardware["torch_threads"] == "1"  # the smoke profile's, recorded
 
     assert bench.cli.main(argv) == 0
     table = capsys.readouterr().out.split("Table 2")[0]

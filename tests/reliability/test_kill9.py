@@ -189,9 +189,10 @@ class Run:
 
 
 def one_core() -> None:
-    """Run on one core. torch's thread count is otherwise measured per process (the faster of
-    1 and every core, `bench.runner.threads`), and two counts round floats differently:
-    probabilities then differ by ~1e-6 between two uninterrupted runs on a busy machine."""
+    """Run on one core. Before the thread count was the profile's (`bench.runner.threads`),
+    each process measured its own, and two counts round floats differently: probabilities
+    then differed by ~1e-6 between two uninterrupted runs on a busy machine. One core keeps
+    the advisory probe quiet and the run's cost predictable."""
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 

@@ -53,9 +53,9 @@ def test_training_resumed_from_a_checkpoint_ends_with_the_uninterrupted_weights(
 
 
 def test_the_thread_probe_leaves_the_global_generator_alone():
-    """`cpu_threads` measures the best thread count at its first use in a process; had the
-    probe drawn from the global generator, a model built after it would start from other
-    weights than one built in a process where the probe had already run."""
+    """The advisory thread probe runs before a process's first training; had it drawn from
+    the global generator, a model built after it would start from other weights than one
+    built in a process where the probe had already run."""
     from bench.runner.threads import _probe_seconds
 
     torch.manual_seed(7)
