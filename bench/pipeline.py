@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import platform
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -69,10 +68,21 @@ class RunLayout:
         return self.method_dir / f"fold_{fold}.done.json"
 
     def postprocessing_file(self, fold: int) -> Path:
-        return self.method_dir / f"fold_{fold}.postprocessing.json"
+        from bench.runner.postprocess import choice_file
+
+        return choice_file(self.method_dir, fold)
 
     def holdout_dir(self, fold: int) -> Path:
         return self.root / "holdout" / self.method / self.profile / f"fold_{fold}"
+
+    @property
+    def scores_dir(self) -> Path:
+        """The evaluator's per-case cache of this method and profile."""
+        return self.root / "scores" / self.method / self.profile
+
+    @property
+    def results_dir(self) -> Path:
+        return self.root / "results"
 
 
 @dataclass
@@ -94,18 +104,6 @@ class RunResult:
     layout: RunLayout
     folds: list[FoldResult]
     wall_s: float
-
-
-def hardware() -> dict[str, Any]:
-    import torch
-
-    from bench.runner.threads import available_cores
-
-    cores = available_cores()
-    info = {"platform": platform.platform(), "cpu_cores": cores, "device": f"{cores}-core CPU"}
-    if torch.cuda.is_available():
-        info["gpu"] = info["device"] = torch.cuda.get_device_name()
-    return info
 
 
 def claim_workdir(workdir: Path, dataset: Dataset) -> None:
@@ -357,7 +355,7 @@ def choose_postprocessing(
     predict_cases(predictor, inputs, out, settings, layout.cache_dir, progress=False)
     cases = []
     for case in held:
-        probability = read_image(output_paths(out, case.id)[1], case.id)[0]
+        probability = read_image(output_paths(out, case.id).probability, case.id)[0]
         image, geometry = read_image(case.image, case.id)
         reference = read_image(case.label, case.id)[0] > 0
         cases.append(
@@ -463,7 +461,7 @@ def _records(predictions_dir: Path, case_ids: Sequence[str]) -> list[dict[str, A
 
     records = []
     for case_id in case_ids:
-        path = output_paths(predictions_dir, case_id)[2]
+        path = output_paths(predictions_dir, case_id).record
         if path.is_file():
             records.append(json.loads(path.read_text(encoding="utf-8")))
     return records
@@ -487,10 +485,12 @@ def score_run(result: RunResult, dataset: Dataset, split: Mapping[str, Any]) -> 
 
     layout = result.layout
     predicted = [c.id for c in dataset.cases if is_finished(layout.predictions_dir, c.id)]
-    cache_dir = layout.root / "scores" / layout.method / layout.profile
-    remove_stale_temporaries(cache_dir)  # a killed run's; scoring is this process's alone
+    remove_stale_temporaries(layout.scores_dir)  # a killed run's; scoring is this process's
     per_case = score_study(
-        dataset, {result.method: layout.predictions_dir}, cache_dir=cache_dir, cases=predicted
+        dataset,
+        {result.method: layout.predictions_dir},
+        cache_dir=layout.scores_dir,
+        cases=predicted,
     )
     validated = {case for fold in split["folds"] for case in fold["val"]}
     missing = sorted(validated - set(predicted))
@@ -500,24 +500,24 @@ def score_run(result: RunResult, dataset: Dataset, split: Mapping[str, Any]) -> 
             f"({len(missing)} validation case(s) not predicted yet, e.g. {missing[0]})"
         )
         return ScoreReport(per_case, None, text)
-    results = _results(result, dataset, split, per_case)
-    from bench.results import save_results
+    from bench.recording import record_results
     from bench.stats.tables import study_report
 
-    path = layout.root / "results" / f"{results.stem}.json"
-    remove_stale_temporaries(path.parent, path.name)
-    path = save_results(results, path)
+    table = per_case[per_case["case"].isin(validated)]
+    run = _run_metadata(result, split, sorted(validated))
+    results, path = record_results(table, result.method, dataset, run, layout.results_dir)
     report = study_report(results.stats, result.method, dataset.reference_rater)
     return ScoreReport(per_case, path, f"{report}\n\nresults: {path}")
 
 
-def _results(result: RunResult, dataset: Dataset, split: Mapping[str, Any], per_case: Any):
+def _run_metadata(
+    result: RunResult, split: Mapping[str, Any], validated: list[str]
+) -> dict[str, Any]:
+    """What only `bench run` knows of its results: timing, hashes, choices, curves."""
     from bench.io import sha256_file
-    from bench.results import build_results
+    from bench.provenance import hardware
     from bench.runner.threads import resolved_threads
-    from bench.stats import RaterRoles
 
-    validated = sorted({case for fold in split["folds"] for case in fold["val"]})
     records = {r["case"]: r for r in _records(result.layout.predictions_dir, validated)}
     train, curves, postprocessing = {}, {}, {}
     for fold in split["folds"]:
@@ -533,42 +533,20 @@ def _results(result: RunResult, dataset: Dataset, split: Mapping[str, Any], per_
         if choice.is_file():
             postprocessing[str(k)] = json.loads(choice.read_text(encoding="utf-8"))
     peak = [r["peak_device_mb"] or r["peak_rss_mb"] for r in records.values()]
-    metadata = {
-        "dataset_name": dataset.name,
-        "dataset_sha256": dataset.content_sha256,
+    return {
         "split_sha256": split["split_sha256"],
         "profile": result.profile.name,
         "adapter_version": _adapter(result.method)[0].version,
-        "git_commit": git_commit(),
         "hardware": {
-            **{k: str(v) for k, v in hardware().items()},
+            **hardware(),
             "torch_threads": str(resolved_threads(result.profile.threads)),
         },
         "train_seconds_per_fold": train,
         "inference_seconds_per_case": {c: r["latency_s"] for c, r in records.items()},
         "peak_memory_mb": max(peak) if peak else None,
         "prediction_sha256": {
-            c: sha256_file(output_paths(result.layout.predictions_dir, c)[0]) for c in validated
+            c: sha256_file(output_paths(result.layout.predictions_dir, c).mask) for c in validated
         },
         "postprocessing": postprocessing,
         "training_curves": curves,
     }
-    table = per_case[per_case["case"].isin(validated)]
-    return build_results(table, result.method, RaterRoles.from_dataset(dataset), metadata)
-
-
-def git_commit() -> str:
-    """The harness's commit, recorded in every results file ("unknown" outside a checkout)."""
-    import subprocess
-
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).parent,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"

@@ -8,14 +8,22 @@ only when its mask, probability and record all exist.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 PROBABILITY_DIR = "probabilities"
 RECORD_DIR = "records"
 
 
-def output_paths(out_dir: Path, case_id: str) -> tuple[Path, Path, Path]:
-    """(mask, probability, record) of a case."""
-    return (
+class CaseOutputs(NamedTuple):
+    """The files a prediction of one case consists of."""
+
+    mask: Path
+    probability: Path
+    record: Path
+
+
+def output_paths(out_dir: Path, case_id: str) -> CaseOutputs:
+    return CaseOutputs(
         out_dir / f"{case_id}.nii.gz",
         out_dir / PROBABILITY_DIR / f"{case_id}.nii.gz",
         out_dir / RECORD_DIR / f"{case_id}.json",

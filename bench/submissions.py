@@ -222,7 +222,7 @@ def _fit_predict_score(adapter, scratch: Path) -> float:
     cases = fold_cases(dataset, load_split(dataset), 0, scratch / "cache")
     workdir = scratch / "model"
     workdir.mkdir()
-    with cpu_threads():  # as `bench run` trains it: the harness, not the adapter, owns threads
+    with cpu_threads(profile.threads):  # as `bench run` trains: the harness owns threads
         predictor = _stage("fit", adapter.fit, cases, 0, workdir, profile)
     out = scratch / "predictions"
     settings = InferenceSettings.from_profile(profile, device="cpu")

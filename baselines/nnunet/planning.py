@@ -37,7 +37,7 @@ from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 from baselines.nnunet.workspace import DATASET_NAME, PLANS, Workspace
 from bench.io import write_json
 from bench.profiles import Profile
-from bench.runner.threads import available_cores
+from bench.provenance import available_cores
 
 log = logging.getLogger(__name__)
 

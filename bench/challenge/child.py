@@ -75,16 +75,23 @@ def _load(spec: dict[str, Any]):
     return predictor, profile
 
 
-def _warm_up(device: str, threads: int | None) -> None:
-    """What the runner does lazily on its first case (imports, the CPU thread-count probe),
-    done now so that start-up pays for it and the first case is timed like the others."""
+def _with_postprocessing(settings, model: Path, fold: int):
+    """The mask rule `bench run` chose for this fold, where it chose one."""
+    from dataclasses import replace
+
+    from bench.runner.postprocess import choice_file, load_choice
+
+    path = choice_file(model, fold)
+    if not path.is_file():
+        return settings
+    return replace(settings, postprocessing=load_choice(path).postprocessing)
+
+
+def _warm_up() -> None:
+    """What the runner imports lazily on its first case, imported now so that start-up pays
+    for it and the first case is timed like the others."""
     import monai.inferers  # noqa: F401
     import scipy.ndimage  # noqa: F401
-
-    if device == "cpu" and not threads:
-        from bench.runner.threads import best_thread_count
-
-        best_thread_count()
 
 
 def run(spec: dict[str, Any], events: Events, cases: TextIO) -> int:
@@ -96,7 +103,8 @@ def run(spec: dict[str, Any], events: Events, cases: TextIO) -> int:
         settings = InferenceSettings.from_profile(
             profile, device=spec["device"], threads=spec.get("threads")
         )
-        _warm_up(settings.resolved_device(), settings.threads)
+        settings = _with_postprocessing(settings, Path(spec["model"]), int(spec["fold"]))
+        _warm_up()
     except BaseException as error:  # contributed code may raise anything, even SystemExit
         events.emit("startup_error", **_error_fields(error))
         return 1

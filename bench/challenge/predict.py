@@ -50,7 +50,7 @@ class ChallengeRun:
     fold: int = 0
     profile: str = "demo"
     device: str = "cpu"
-    threads: int | None = None  # CPU threads for torch; None: the runner measures the best
+    threads: int | None = None  # CPU threads for torch; None: the profile's count
     limits: Limits = Limits(DEFAULT_TIME_LIMIT_S_PER_CASE, DEFAULT_STARTUP_S, DEFAULT_MEMORY_GB)
     hide: tuple[Path, ...] = ()
     require_isolation: bool = True

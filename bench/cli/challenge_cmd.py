@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--profile", default="demo", help="the profile it was trained with")
     predict.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     predict.add_argument(
-        "--threads", type=int, default=None, help="CPU threads (default: measured at start-up)"
+        "--threads", type=int, default=None, help="CPU threads (default: the profile's)"
     )
     predict.add_argument(
         "--time-limit-s-per-case",

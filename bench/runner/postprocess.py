@@ -185,5 +185,11 @@ def save_choice(choice: Choice, path: Path) -> None:
     write_json(choice.to_json(), path)
 
 
+def choice_file(model_dir: Path, fold: int) -> Path:
+    """Where a fold's choice is kept, beside its trained model (`bench run` and challenge
+    mode read the same file, so both predict with the same rule)."""
+    return Path(model_dir) / f"fold_{fold}.postprocessing.json"
+
+
 def load_choice(path: Path) -> Choice:
     return Choice.from_json(json.loads(Path(path).read_text(encoding="utf-8")))

@@ -11,24 +11,17 @@ two threads and 0.1-0.2 s with one; on an idle machine two threads win.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from bench.errors import BenchError
+from bench.provenance import available_cores
 
 log = logging.getLogger(__name__)
 
 _best: int | None = None
 _advised = False
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def _probe_seconds(threads: int, repeats: int = 3) -> float:

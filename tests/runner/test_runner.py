@@ -19,8 +19,9 @@ import torch
 from bench.adapter import Predictor
 from bench.errors import InputError
 from bench.io import Geometry, read_image, write_image
+from bench.provenance import available_cores
 from bench.runner import CaseInput, InferenceSettings, is_finished, output_paths, predict_cases
-from bench.runner.threads import available_cores, best_thread_count
+from bench.runner.threads import best_thread_count
 from bench.runner.window import MirroredNetwork, mirror_combinations
 
 # A rotated, anisotropic, off-origin grid: any header mix-up shows.

@@ -21,8 +21,9 @@ from bench.io import sha256_file
 from bench.pipeline import run_method
 from bench.predictions import output_paths
 from bench.profiles import get_profile
+from bench.provenance import available_cores
 from bench.runner import InferenceSettings
-from bench.runner.threads import available_cores, cpu_threads, resolved_threads
+from bench.runner.threads import cpu_threads, resolved_threads
 from bench.splits import make_split, write_split
 from tests.factories import write_tiny_dataset
 from tests.runner.test_runner import Pointwise, read_as_network_input
