@@ -171,10 +171,10 @@ class UnitStatus:
 
 
 def unit_status(unit: Unit, split: Mapping[str, Any], workdir: Path, profile: str) -> UnitStatus:
-    from bench.splits import fold_cases as split_fold
+    from bench.splits import fold_ids
 
     layout = RunLayout(Path(workdir), unit.method, profile)
-    val = split_fold(split, unit.fold)["val"]
+    val = fold_ids(split, unit.fold).val
     done = tuple(c for c in val if is_finished(layout.predictions_dir, c))
     todo = tuple(c for c in val if c not in done)
     return UnitStatus(unit, layout.fold_marker(unit.fold).is_file(), done, todo)
@@ -190,12 +190,11 @@ def holdout_ids(split: Mapping[str, Any], fold: int, share: float) -> tuple[str,
     """
     import numpy as np
 
-    from bench.splits import STRATA
-    from bench.splits import fold_cases as split_fold
+    from bench.splits import STRATA, fold_ids
 
     if share <= 0:
         return ()
-    train = sorted(split_fold(split, fold)["train"])
+    train = sorted(fold_ids(split, fold).train)
     strata = split.get("strata", {})
     rng = np.random.default_rng([int(split.get("seed", 0)), fold, 17])
     order: list[str] = []
@@ -219,7 +218,7 @@ def fold_cases(
     held-out patients' additional scans), in `train` as in `split`, so that a method that
     prepares all folds at once (nnU-Net) never trains on them either.
     """
-    from bench.splits import fold_cases as split_fold
+    from bench.splits import every_fold, fold_ids
 
     reference = dataset.reference_rater
     every = {
@@ -227,18 +226,18 @@ def fold_cases(
         for case in dataset.cases
     }
 
-    def without_holdout(entry: Mapping[str, Any]) -> FoldIds:
-        held = set(holdout_ids(split, int(entry["fold"]), holdout_share))
+    def without_holdout(ids: FoldIds) -> FoldIds:
+        held = set(holdout_ids(split, ids.fold, holdout_share))
         patients = {every[i].patient for i in held}
         return FoldIds(
-            int(entry["fold"]),
-            tuple(i for i in entry["train"] if i not in held),
-            tuple(i for i in entry["train_additional"] if every[i].patient not in patients),
-            tuple(entry["val"]),
+            ids.fold,
+            tuple(i for i in ids.train if i not in held),
+            tuple(i for i in ids.train_additional if every[i].patient not in patients),
+            ids.val,
         )
 
-    folds = tuple(without_holdout(f) for f in split["folds"])
-    mine = without_holdout(split_fold(split, fold))  # a fold the split lacks: InputError
+    folds = tuple(without_holdout(f) for f in every_fold(split))
+    mine = without_holdout(fold_ids(split, fold))  # a fold the split lacks: InputError
     return FoldCases(
         fold=fold,
         train=tuple(every[i] for i in mine.train),
@@ -482,6 +481,7 @@ def score_run(result: RunResult, dataset: Dataset, split: Mapping[str, Any]) -> 
     """
 
     from bench.evaluate import score_study
+    from bench.splits import validated_cases
 
     layout = result.layout
     predicted = [c.id for c in dataset.cases if is_finished(layout.predictions_dir, c.id)]
@@ -492,7 +492,7 @@ def score_run(result: RunResult, dataset: Dataset, split: Mapping[str, Any]) -> 
         cache_dir=layout.scores_dir,
         cases=predicted,
     )
-    validated = {case for fold in split["folds"] for case in fold["val"]}
+    validated = set(validated_cases(split))
     missing = sorted(validated - set(predicted))
     if missing:
         text = (

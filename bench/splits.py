@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.adapter import FoldIds
 from bench.data.dataset import SPLITS_NAME, Dataset
 from bench.errors import InputError
 
@@ -152,9 +153,27 @@ def load_split(dataset: Dataset, path: str | Path | None = None) -> dict[str, An
     return split
 
 
-def fold_cases(split: Mapping[str, Any], fold: int) -> Mapping[str, list[str]]:
+def fold_ids(split: Mapping[str, Any], fold: int) -> FoldIds:
     """The train / train_additional / val case ids of one fold; a missing fold is an error."""
     for entry in split["folds"]:
         if entry["fold"] == fold:
-            return entry
+            return _ids(entry)
     raise InputError(f"the split has no fold {fold} (folds 0..{split['n_folds'] - 1})")
+
+
+def every_fold(split: Mapping[str, Any]) -> tuple[FoldIds, ...]:
+    return tuple(_ids(entry) for entry in split["folds"])
+
+
+def validated_cases(split: Mapping[str, Any]) -> list[str]:
+    """Every patient's first scan once: the cases the folds validate, sorted."""
+    return sorted({case for fold in every_fold(split) for case in fold.val})
+
+
+def _ids(entry: Mapping[str, Any]) -> FoldIds:
+    return FoldIds(
+        int(entry["fold"]),
+        tuple(entry["train"]),
+        tuple(entry["train_additional"]),
+        tuple(entry["val"]),
+    )

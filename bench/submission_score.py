@@ -76,7 +76,7 @@ def score_predictions(submission: Path, dataset: Dataset, out_dir: Path) -> Scor
     from bench.io import sha256_file
     from bench.provenance import hardware
     from bench.recording import record_results
-    from bench.splits import load_split
+    from bench.splits import load_split, validated_cases
     from bench.stats.tables import table2
     from bench.submissions import validate_manifest
 
@@ -90,7 +90,7 @@ def score_predictions(submission: Path, dataset: Dataset, out_dir: Path) -> Scor
     if not folder.is_dir():
         raise InputError(f"entry {manifest.entry!r} is not a folder of predictions", file=folder)
     split = load_split(dataset)
-    validated = sorted({case for fold in split["folds"] for case in fold["val"]})
+    validated = validated_cases(split)
     check_plain_files(Path(submission), folder)
     check_predictions(dataset, folder, validated)
     per_case = score_study(  # only the validated cases: extra scans are never predicted

@@ -140,7 +140,7 @@ def _validated_cases(dataset, predictions: Path) -> tuple[list[str] | None, str]
     """
     from bench.data.dataset import SPLITS_NAME
     from bench.evaluate.loading import nifti_files
-    from bench.splits import load_split
+    from bench.splits import load_split, validated_cases
 
     if not (dataset.root / SPLITS_NAME).is_file():
         return None, ""
@@ -160,7 +160,7 @@ def _validated_cases(dataset, predictions: Path) -> tuple[list[str] | None, str]
         (absent if missing else covered).append(str(fold["fold"]))
         cases += [] if missing else fold["val"]
     if not covered:  # no fold at all: name the first case, as for any missing prediction
-        return sorted({c for fold in load_split(dataset)["folds"] for c in fold["val"]}), ""
+        return validated_cases(load_split(dataset)), ""
     note = f"the validation cases of fold {', '.join(covered)}"
     if absent:
         note += f"; fold {', '.join(absent)} not predicted"

@@ -387,7 +387,9 @@ def _print_plan(args: argparse.Namespace, dataset, split, workdir: Path) -> None
         )
     headers = ("method", "fold", "trained", "predicted", "to predict", "would run")
     print(tabulate(rows, headers=headers))
-    validated = {case for fold in split["folds"] for case in fold["val"]}
+    from bench.splits import validated_cases
+
+    validated = set(validated_cases(split))
     planned = {unit.fold for unit in units}
     for name in args.method:
         if args.no_score:
