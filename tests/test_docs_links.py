@@ -84,7 +84,8 @@ def test_the_pages_exist() -> None:
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_relative_link_resolves(page: Path) -> None:
-    assert broken_links(page) == []
+    problems = broken_links(page)
+    assert not problems, "broken links in " + page.name + ":\n" + "\n".join(problems)
 
 
 def test_a_broken_link_is_found(tmp_path: Path) -> None:
