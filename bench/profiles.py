@@ -5,24 +5,10 @@ nnU-Net adapter caps nnU-Net's own plan with `patch_size`, `base_features`...; a
 may read only the training budget), and the results file records the profile by name so the
 leaderboard never ranks a `demo` model next to a `paper` one.
 
-Numbers behind the `demo` choices (2 CPU cores): nnU-Net's own plan for the phantom (32 base
-features, patch 28x112x96) costs ~35 s per training iteration (FIELD-NOTES.md). At the
-phantom's 1.875 mm a 16x80x80 patch needs 27 windows per case and inference took 15-19 s a
-case; at 3.75 mm in-plane (32x64x64 in network space) a 16x64x64 patch needs 3 and took ~1.2 s
-(with left-right mirroring), and a training iteration ~0.7 s on one thread. A 16x48x48 patch
-trains 2.3x faster (fold 0 run side by side: 12.9 s against 29.9 s an epoch) and learned
-sooner: with 16x64x64 one rerun of fold 0 predicted only background for 12 of its 16 epochs
-(SDT5 0.04), with 16x48x48 the pseudo-Dice rose from epoch 2; a lesion fills more of a
-smaller patch. Inference needs 12 windows instead of 3 (~2 s a case). nnU-Net's 8-fold
-test-time mirroring multiplies inference by 8, so `demo` mirrors left-right only (the one flip
-a head CT makes plausible), which doubles it. Budget: with 8 epochs x 25 iterations the
-5-fold nnunet3d_mirrored_tuned run reached an SDT5 median of 0.07 against rater A (a fixed
-blob: 0.04); with 16, 0.37 (16x64x64, 44 min under load) and 0.34 (16x48x48, 9.5 min idle;
-README, "What the demo model learns"); Adam 3e-3 with 66%
-lesion-centred patches learned earlier than nnU-Net's 33% or a whole-volume patch (fold 0),
-but learned "hypodense-ish brain" without specificity (predicted volumes ~5x rater A's): the
-demo now trains 32 epochs on nnU-Net's 33% and chooses a postprocessing per fold on an inner
-hold-out (README, "What the demo model learns").
+The `demo` choices (a patch and resolution a 2-core CPU trains in minutes, left-right mirroring
+only, Adam, 32 epochs on nnU-Net's 33% lesion-centred patches, a postprocessing chosen per fold)
+rest on runs whose numbers are in docs/performance.md ("Profiles: the numbers behind the demo
+choices") and docs/methods.md ("What the demo model learns").
 """
 
 from __future__ import annotations
@@ -49,9 +35,8 @@ class Profile:
     batch_size_2d: int | None = None
     # --- training budget ---------------------------------------------------------------------
     # nnU-Net's SGD (lr 1e-2, momentum 0.99, poly decay) is tuned for 250,000 iterations; on a
-    # budget of a few hundred it stays on "all background" (measured on synthetic heads: SGD
-    # predicted no lesion after 300 iterations, Adam at 1e-3 reached a batch Dice of 0.6 by
-    # 150). Short profiles therefore train with Adam, under the same poly decay.
+    # budget of a few hundred it stays on "all background". Short profiles therefore train with
+    # Adam, under the same poly decay.
     optimizer: str = "sgd"  # "sgd" (nnU-Net's) or "adam"
     learning_rate: float | None = None  # None: 1e-2 for SGD (nnU-Net's), 1e-3 for Adam
     foreground_oversampling: float | None = None  # share of patches centred on lesion; 0.33
@@ -68,7 +53,7 @@ class Profile:
     # --- inference ---------------------------------------------------------------------------
     tta_mirror_axes: tuple[int, ...] = (0, 1, 2)  # (z, y, x) axes; intersected with the method's
     sw_overlap: float = 0.5  # nnU-Net's tile step 0.5
-    sw_batch_size: int = 4  # windows per forward pass: batching pays on CPU (4.3 s -> 1.0 s)
+    sw_batch_size: int = 4  # windows per forward pass: on a CPU batching pays
     sw_batch_size_2d: int = 16  # slice windows are ~16x smaller than 3D ones
     threshold: float = 0.5  # a voxel is lesion where its probability is above this
     # --- postprocessing, chosen per fold on an inner hold-out (`bench.runner.postprocess`) --

@@ -23,33 +23,20 @@ DEFAULT_BATCH_2D = 12
 # the same family so that a test trains in seconds. demo and paper keep the named encoder.
 SMOKE_ENCODERS = {"resnet34": "resnet18", "resnet50": "resnet18"}
 
-# The demo profile's budget (16 epochs x 25 iterations, a checkpoint every epoch) is sized for
-# the 3D nnU-Net. Read literally, a 2.5D model cost well over an hour for 5 folds (the ResNet-34
-# U-Net trained 300 of its 400 iterations in 14.5 min under load; 0.42 s a step idle) and, cut to
-# what 10 minutes buy, learned nothing: 200 iterations gave a fold-0 SDT5 median of 0.00 against
-# rater A. So the 2.5D methods read `demo` as "~160 s of training a fold on an idle 2-core
-# machine" with the named encoder kept (a lighter one would make the leaderboard row lie), and
-# make each step cheaper instead of taking fewer:
-# - fused Adam (train.py): torch's per-tensor Adam loop took 0.20-0.26 s of a 0.8 s step of the
-#   24 M-parameter Unet/ResNet-34; fused, 0.04 s;
-# - bfloat16 autocast where the CPU computes it natively (AVX512-BF16 here): 1.4x faster for
-#   Unet/ResNet-34, 1.9x for UnetPlusPlus/ResNet-18, but 2x slower for FPN/EfficientNet-B0
-#   (depthwise convolutions), which stays float32.
-# Together a Unet/ResNet-34 step went from 0.95-1.35 s to 0.45-0.5 s under a load average of 4-5
-# (~0.2 s estimated idle), and 800 steps learn (fold 0, 800 iterations: SDT5 median 0.27, Dice
-# 0.11; 400 iterations: 0.075). The full 5-fold smp25d_unet demo then took 38 min under a load
-# average of ~3 (6.5-8.5 min training a fold; SDT5 median 0.525 against rater A), so the idle
-# step is probably nearer 0.25-0.3 s and an idle run ~20 min: to trade learning for time, lower
-# DEMO_TRAIN_SECONDS. The other pairings get the same training time: their per-step costs are
-# idle estimates scaled from their measured ratio to Unet/ResNet-34 under load (FPN ~0.8x,
-# UnetPlusPlus ~1.5x), not measured learning curves.
+# The demo profile's budget is sized for the 3D nnU-Net: read literally, a 2.5D model takes well
+# over an hour for 5 folds, and cut to fewer iterations it learns nothing. So the 2.5D methods
+# read `demo` as a training time per fold with the named encoder kept (a lighter one would make
+# the leaderboard row lie) and make each step cheaper instead of taking fewer: fused Adam
+# (train.py) and bfloat16 autocast where the CPU computes it natively, for the architectures it
+# speeds up (FPN/EfficientNet-B0's depthwise convolutions are slower in it). Iterations are
+# DEMO_TRAIN_SECONDS over a step time per architecture; to trade learning for time, lower
+# DEMO_TRAIN_SECONDS. The measurements behind these numbers: docs/performance.md.
 DEMO_BF16 = frozenset({"Unet", "UnetPlusPlus"})
 DEMO_TRAIN_SECONDS = 160.0
 DEMO_STEP_SECONDS = {"Unet": 0.20, "FPN": 0.17, "UnetPlusPlus": 0.30}
 DEMO_DEFAULT_STEP_SECONDS = 0.20  # an unlisted architecture: budget it like the Unet
-# Checkpoints under demo: one in the middle of the run. A ResNet-34 U-Net's checkpoint (293 MB)
-# took 0.5-3.4 s to write here; one per half run (~80 s of training) costs at most ~4% of
-# training, usually ~1%, and a crash still loses at most half a fold.
+# Checkpoints under demo: one in the middle of the run, so a crash loses at most half a fold
+# while writing a large checkpoint stays a small share of training (docs/performance.md).
 DEMO_CHECKPOINTS = 1
 
 
