@@ -142,7 +142,7 @@ def normalised_like_the_image(channels: Sequence[str]) -> dict[str, str]:
     labels. Under a lesion the mirror holds the healthy twin, and where a cortical lesion's
     twin lands on the skull, bone: on the demo phantom that put the mirror's standard
     deviation at 25 HU against the image's 6 HU, so the mirror reached the network 4x flatter
-    than the image (README, "What the demo model learns").
+    than the image (docs/methods.md, "What the demo model learns").
     """
     image = str(channels.index("image")) if "image" in channels else None
     if image is None:

@@ -1,4 +1,4 @@
-"""The evaluator: one scorer for every method and every rater (see the README's evaluator section).
+"""The evaluator: one scorer for every method and every rater (see docs/evaluation.md).
 
 - `score_pair`: one (reference, test) pair of (z, y, x) arrays -> `PairMetrics`.
 - `prepare_mask` (`prepare_masks`) + `score_prepared` (`score_pairs`): prepare each mask once,

@@ -129,7 +129,7 @@ def render_readme(rankings: list[Ranking], results_location: str) -> str:
         "precision non-inferiority against independent rater E was shown (Holm-adjusted, "
         f"alpha 0.05 unless a details page says otherwise). *Rank kept* is the share of "
         f"{RANK_RESAMPLES} case bootstraps in which the method keeps its rank. The protocol "
-        "is described in the project README (section *Statistics and leaderboard*).",
+        "is described in the project's docs/statistics.md.",
         "",
     ]
     if not rankings:
@@ -201,7 +201,8 @@ def _unranked_note(names: list[str], reference: str) -> list[str]:
     return [
         f"Rank `-`: {listed} {'has' if len(names) == 1 else 'have'} no {RANKING_METRIC} vs "
         f"{reference} on any case (surface metrics are undefined where a predicted mask is "
-        "empty: see the project README's *Empty and small masks*), so listed, not ranked.",
+        "empty: see *Empty and small masks* in the project's docs/evaluation.md), so listed, "
+        "not ranked.",
         "",
     ]
 
@@ -321,7 +322,7 @@ def render_method_page(results: Results) -> str:
                 f"Table 3, image level: each figure with its {100 * config.ci_level:g}% "
                 "bootstrap CI; bias: share of resamples in which the difference reaches "
                 "-margin; precision: SD difference of the per-case values behind each figure "
-                "(README, statistics).",
+                "(docs/statistics.md).",
                 "",
                 _md(tables.image_level_tests_table(study, block)),
                 "",

@@ -1,7 +1,7 @@
 """Statistics of the protocol: Table 2, Table 3 (non-inferiority), image level, rank stability.
 
-Entry point: `compute_study(per_case, method, roles, config)`; see the README's statistics
-section. Exports are imported lazily (`bench.lazy`): the CLI reads `bench.stats.config`
+Entry point: `compute_study(per_case, method, roles, config)`; see docs/statistics.md.
+Exports are imported lazily (`bench.lazy`): the CLI reads `bench.stats.config`
 without importing scipy.
 """
 

@@ -69,7 +69,7 @@ class StatsConfig:
 
     `ci_level` 0.90 pairs with `alpha` 0.05: the upper bound of a two-sided 90% interval is a
     one-sided 95% bound, so a CI verdict and a one-sided test at alpha agree.
-    `precision_margin` 0 is the paper's "lower boundary 0" (see the README's statistics section).
+    `precision_margin` 0 is the paper's "lower boundary 0" (see docs/statistics.md).
     """
 
     resamples: int = 1000

@@ -1,4 +1,4 @@
-"""Importers: other dataset layouts in, dataset v1 out (see the README's import section).
+"""Importers: other dataset layouts in, dataset v1 out (see docs/data.md).
 
 Each layout module has one function, `scan(source, options) -> LayoutScan`, that finds the
 cases without converting anything; `build.build_dataset` then links or converts the files,

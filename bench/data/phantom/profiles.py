@@ -47,7 +47,7 @@ PROFILES: dict[str, PhantomProfile] = {
         ),
         PhantomProfile(
             name="demo",
-            # The cohort trades the tests' power against `make demo`'s time (README: the phantom).
+            # The cohort trades the tests' power against `make demo`'s time (docs/data.md).
             n_patients=120,
             template_resolution_mm=2,
             matrix=128,
