@@ -15,7 +15,7 @@ from bench.pipeline import claim_workdir, fold_cases, run_method
 from bench.runner import is_finished
 from bench.splits import make_split, write_split
 from tests.factories import write_tiny_dataset
-from tests.runner.test_runner import Pointwise, read_as_network_input
+from tests.runner.test_runner import toy_predictor
 
 
 class Toy(MethodAdapter):
@@ -38,14 +38,7 @@ class Toy(MethodAdapter):
 
     @staticmethod
     def _predictor() -> Predictor:
-        return Predictor(
-            network=Pointwise(),
-            patch_size=(4, 8, 8),
-            num_classes=2,
-            mirror_axes=(2,),
-            preprocess=read_as_network_input,
-            invert=lambda p, info: p,
-        )
+        return toy_predictor(mirror_axes=(2,))
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from bench.runner.postprocess import (
 )
 from bench.splits import load_split, make_split, write_split
 from tests.factories import write_tiny_dataset
-from tests.runner.test_runner import Pointwise, read_as_network_input
+from tests.runner.test_runner import toy_predictor
 
 
 def blobs(shape=(8, 24, 24)) -> tuple[np.ndarray, np.ndarray]:
@@ -111,14 +111,7 @@ class Remembering(MethodAdapter):
         return self.load(workdir, fold, profile)
 
     def load(self, workdir, fold, profile) -> Predictor:
-        return Predictor(
-            network=Pointwise(),
-            patch_size=(4, 8, 8),
-            num_classes=2,
-            mirror_axes=(2,),
-            preprocess=read_as_network_input,
-            invert=lambda p, info: p,
-        )
+        return toy_predictor(mirror_axes=(2,))
 
 
 def test_run_method_chooses_on_the_holdout_applies_to_validation_and_records_it(dataset, tmp_path):

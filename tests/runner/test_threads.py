@@ -26,7 +26,7 @@ from bench.runner import InferenceSettings
 from bench.runner.threads import cpu_threads, resolved_threads
 from bench.splits import make_split, write_split
 from tests.factories import write_tiny_dataset
-from tests.runner.test_runner import Pointwise, read_as_network_input
+from tests.runner.test_runner import Pointwise, toy_predictor
 
 
 class CountingThreads(torch.nn.Module):
@@ -49,14 +49,7 @@ class ThreadSpy(MethodAdapter):
 
     def fit(self, train_cases: FoldCases, fold, workdir, profile) -> Predictor:
         self._fit_threads.append(torch.get_num_threads())
-        return Predictor(
-            network=CountingThreads(self._predict_threads),
-            patch_size=(4, 8, 8),
-            num_classes=2,
-            mirror_axes=(2,),
-            preprocess=read_as_network_input,
-            invert=lambda p, info: p,
-        )
+        return toy_predictor(network=CountingThreads(self._predict_threads), mirror_axes=(2,))
 
 
 @pytest.fixture
