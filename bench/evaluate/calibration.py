@@ -10,9 +10,8 @@ probabilities (against the truth; against the raters' majority for the agreement
 Region: most of a head is far from any lesion and trivially calibrated, so voxels are counted
 only inside the bounding box of every label set's mask and of the method's mask (p >= 0.5),
 grown by `MARGIN_MM` on each side and clipped to the image, per case; the cases' voxels are
-pooled. Written by hand: no dependency of the project computes a binned ECE for a fractional
-target, and the AUC is the Mann-Whitney statistic (scipy's ranks) that would otherwise need
-scikit-learn.
+pooled. The ECE is written by hand: no dependency of the project computes a binned ECE for a
+fractional target. The AUC is the image-level one (`mann_whitney_auc`, ties counted half).
 """
 
 from __future__ import annotations
@@ -21,7 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.stats import rankdata
+
+from bench.evaluate.image_level import mann_whitney_auc
 
 BINS = 10
 MARGIN_MM = 10.0
@@ -79,24 +79,13 @@ def calibration(
     return Calibration(
         target=name,
         ece=ece if p.size else float("nan"),
-        auc=auc(p, labels),
+        auc=mann_whitney_auc(p, labels),
         voxels=int(p.size),
         cases=cases,
         bin_count=tuple(int(c) for c in count),
         bin_probability=tuple(float(v) for v in mean_p),
         bin_observed=tuple(float(v) for v in mean_y),
     )
-
-
-def auc(score: np.ndarray, label: np.ndarray) -> float:
-    """Area under the ROC curve: P(score of a positive > a negative's), ties counted half."""
-    label = np.asarray(label, dtype=bool).ravel()
-    positives, negatives = int(label.sum()), int(label.size - label.sum())
-    if positives == 0 or negatives == 0:
-        return float("nan")
-    ranks = rankdata(np.asarray(score, dtype=np.float64).ravel())
-    u = ranks[label].sum() - positives * (positives + 1) / 2
-    return float(u / (positives * negatives))
 
 
 def region_slices(

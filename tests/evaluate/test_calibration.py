@@ -9,13 +9,13 @@ from scipy.stats import mannwhitneyu
 from bench.evaluate.calibration import (
     RATERS,
     TRUTH,
-    auc,
     bin_index,
     calibration,
     case_voxels,
     pooled_calibration,
     region_slices,
 )
+from bench.evaluate.image_level import mann_whitney_auc as auc
 
 
 def test_probability_equal_to_agreement_has_ece_zero():
