@@ -133,46 +133,47 @@ def forest_figure(
     rows: Sequence[ForestRow], bands: Sequence[RaterBand], metric: str, reference: str, level: str
 ) -> bytes:
     """Per method (best on top) the median and CI of `metric` against the reference rater;
-    behind them, per independent rater, its own agreement with the reference as a band
-    (CI) with a line (median): a method inside a band agrees with the reference as that
-    rater does."""
-    height = 1.2 + 0.38 * max(len(rows), 1)
+    below them, per independent rater, its own agreement with the reference, drawn again
+    across every row as a band (CI) with a line (median): a method inside a band agrees with
+    the reference as that rater does."""
+    labels = [row.method for row in rows] + [f"rater {b.rater}" for b in bands]
+    height = 1.2 + 0.36 * max(len(labels), 1)
+    colours = ("tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink")
     with matplotlib.style.context("default"):
         figure = Figure(figsize=(7.5, height), dpi=DPI)
         FigureCanvasAgg(figure)
         axes = figure.add_subplot(1, 1, 1)
-        colours = ("tab:orange", "tab:green", "tab:purple", "tab:brown")
-        for band, colour in zip(bands, colours * len(bands), strict=False):
+        y = np.arange(len(labels))[::-1]
+        for band, colour, at in zip(bands, colours * len(bands), y[len(rows) :], strict=False):
             if math.isnan(band.median):
                 continue
-            axes.axvspan(band.ci_low, band.ci_high, color=colour, alpha=0.18, linewidth=0)
-            axes.axvline(band.median, color=colour, linewidth=1.2, label=f"rater {band.rater}")
-        y = np.arange(len(rows))[::-1]
-        for row, at in zip(rows, y, strict=True):
+            axes.axvspan(band.ci_low, band.ci_high, color=colour, alpha=0.15, linewidth=0)
+            axes.axvline(band.median, color=colour, linewidth=1, alpha=0.8)
+            _interval(axes, band.median, band.ci_low, band.ci_high, at, colour, "D")
+        for row, at in zip(rows, y, strict=False):
             if math.isnan(row.median):
                 axes.text(0.01, at, "undefined", va="center", fontsize="small", color="0.4")
-                continue
-            low, high = row.median - row.ci_low, row.ci_high - row.median
-            axes.errorbar(
-                row.median, at, xerr=[[low], [high]], fmt="o", color="tab:blue", capsize=3
-            )
-        axes.set_yticks(y, [row.method for row in rows])
+            else:
+                _interval(axes, row.median, row.ci_low, row.ci_high, at, "tab:blue", "o")
+        if bands:
+            axes.axhline(y[len(rows) - 1] - 0.5, color="0.5", linewidth=0.8)
+        axes.set_yticks(y, labels)
+        for tick, colour in zip(axes.get_yticklabels()[len(rows) :], colours, strict=False):
+            tick.set_color(colour)
         axes.set(
             xlim=(0, 1),
-            ylim=(-0.7, len(rows) - 0.3),
-            xlabel=f"{metric} against rater {reference}: median, {level} CI",
+            ylim=(-0.6, len(labels) - 0.4),
+            xlabel=f"{metric} against rater {reference}: median and {level} CI",
         )
         axes.grid(axis="x", color="0.9")
-        if bands:
-            axes.legend(
-                title=f"{level} CI vs {reference}",
-                fontsize="small",
-                title_fontsize="small",
-                loc="upper left",
-                bbox_to_anchor=(1.01, 1.0),
-            )
         figure.tight_layout()
         return _png(figure)
+
+
+def _interval(axes, median: float, low: float, high: float, at: float, colour: str, marker: str):
+    axes.errorbar(
+        median, at, xerr=[[median - low], [high - median]], fmt=marker, color=colour, capsize=3
+    )
 
 
 def calibration_figure(results: Results) -> bytes:
