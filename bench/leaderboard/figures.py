@@ -177,42 +177,44 @@ def _interval(axes, median: float, low: float, high: float, at: float, colour: s
 
 
 def calibration_figure(results: Results) -> bytes:
-    """Reliability diagram per calibration target: mean probability against the observed share
-    per bin (identity = calibrated), with each bin's voxel count below on a log scale."""
-    targets = list(results.calibration.values())
+    """Reliability diagram per calibration target (truth first): the observed share per bin
+    (bars, and dots at the bin's mean probability) against the identity of a calibrated model,
+    with each bin's voxel count below on a log scale (empty bins: no bar)."""
+    order = {"truth": 0, "raters": 1}
+    targets = sorted(results.calibration.values(), key=lambda t: order.get(t.target, 2))
+    columns = max(len(targets), 1)
     with matplotlib.style.context("default"):
-        figure = Figure(figsize=(PANEL_INCHES * max(len(targets), 1), PANEL_INCHES * 1.45), dpi=DPI)
+        figure = Figure(figsize=(PANEL_INCHES * columns, PANEL_INCHES * 1.5), dpi=DPI)
         FigureCanvasAgg(figure)
-        grid = figure.add_gridspec(2, max(len(targets), 1), height_ratios=(3, 1))
+        grid = figure.add_gridspec(2, columns, height_ratios=(3, 1))
         for i, target in enumerate(targets):
             diagram = figure.add_subplot(grid[0, i])
             counts = figure.add_subplot(grid[1, i], sharex=diagram)
             bins = len(target.bin_count)
-            edges = np.linspace(0, 1, bins + 1)
+            left = np.linspace(0, 1, bins + 1)[:-1]
             observed = np.asarray(target.bin_observed, dtype=np.float64)
+            filled = np.asarray(target.bin_count) > 0
             diagram.plot([0, 1], [0, 1], color="0.6", linewidth=1)
             diagram.bar(
-                edges[:-1],
-                np.nan_to_num(observed),
+                left[filled],
+                observed[filled],
                 width=1 / bins,
                 align="edge",
-                edgecolor="tab:blue",
                 alpha=0.5,
+                edgecolor="tab:blue",
             )
             diagram.plot(target.bin_probability, observed, "o-", color="tab:blue", markersize=4)
-            observed_label = (
-                "lesion share (truth)" if target.target == "truth" else ("raters' agreement")
-            )
+            auc = "-" if math.isnan(target.auc) else f"{target.auc:.3f}"
             diagram.set(
                 xlim=(0, 1),
-                ylim=(0, 1),
-                ylabel=observed_label,
-                title=f"against the {target.target}: ECE {target.ece:.3f}, AUC {target.auc:.3f}",
+                ylim=(-0.02, 1.02),
+                ylabel="lesion share" if target.target == "truth" else "raters' agreement",
+                title=f"against the {target.target}\nECE {target.ece:.3f}, AUC {auc}",
             )
             diagram.tick_params(labelbottom=False)
             counts.bar(
-                edges[:-1],
-                np.maximum(target.bin_count, 1),
+                left[filled],
+                np.asarray(target.bin_count)[filled],
                 width=1 / bins,
                 align="edge",
                 color="0.6",
