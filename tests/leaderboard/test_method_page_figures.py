@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.cli import main
 from bench.data.dataset import Dataset
 from bench.evaluate.calibration import dataset_calibration
 from bench.io import read_image, sha256_file, write_image
@@ -79,7 +80,9 @@ def test_pages_show_calibration_and_example_cases(run, tmp_path: Path) -> None:
     (diagram,) = (out / "figures").glob("*__calibration__*.png")
     assert diagram.read_bytes().startswith(b"\x89PNG")
 
-    write_leaderboard(out / "results", out / "README.md", predictions, dataset)
+    argv = ["leaderboard", "--results-dir", str(out / "results"), "--out", str(out / "README.md")]
+    extra = ["--predictions-root", str(predictions), "--dataset", str(dataset.root)]
+    assert main([*argv, *extra]) == 0
     page = _page(out)
     small, large = panel_cases(results)
     for case in (small, large):
