@@ -505,9 +505,18 @@ def score_run(result: RunResult, dataset: Dataset, split: Mapping[str, Any]) -> 
 
     table = per_case[per_case["case"].isin(validated)]
     run = _run_metadata(result, split, sorted(validated))
+    run["calibration"] = _calibration(dataset, layout.predictions_dir, sorted(validated))
     results, path = record_results(table, result.method, dataset, run, layout.results_dir)
     report = study_report(results.stats, result.method, dataset.reference_rater)
     return ScoreReport(per_case, path, f"{report}\n\nresults: {path}")
+
+
+def _calibration(dataset: Dataset, predictions: Path, cases: list[str]) -> dict[str, Any]:
+    """The probability maps' calibration (`bench.evaluate.calibration`); {} without maps."""
+    from bench.evaluate.calibration import dataset_calibration
+    from bench.results import to_json
+
+    return {k: to_json(v) for k, v in dataset_calibration(dataset, predictions, cases).items()}
 
 
 def _run_metadata(

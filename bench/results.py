@@ -25,6 +25,7 @@ import pandas as pd
 
 from bench import __version__
 from bench.errors import BenchError
+from bench.evaluate.calibration import Calibration
 from bench.io import write_text
 from bench.metric_names import METRIC_NAMES, PER_CASE_COLUMNS
 from bench.stats.config import StatsConfig
@@ -148,6 +149,9 @@ class Results:
     per_case: PerCaseTable
     postprocessing: dict[str, PostprocessingInfo] = field(default_factory=dict)  # by fold
     training_curves: dict[str, TrainingCurve] = field(default_factory=dict)  # by fold
+    # By target ("truth", "raters"); empty when the run wrote no probability maps. Optional in
+    # every schema version: a file without it reads as empty.
+    calibration: dict[str, Calibration] = field(default_factory=dict, metadata={"optional": True})
 
     @property
     def group(self) -> tuple[str, str, str]:
@@ -177,6 +181,7 @@ class RunMetadata:
     prediction_sha256: dict[str, str] = field(default_factory=dict)
     postprocessing: dict[str, dict[str, Any]] = field(default_factory=dict)  # by fold
     training_curves: dict[str, dict[str, Any]] = field(default_factory=dict)  # by fold
+    calibration: dict[str, dict[str, Any]] = field(default_factory=dict)  # by target
 
     @classmethod
     def from_mapping(cls, metadata: Mapping[str, Any]) -> RunMetadata:
@@ -248,6 +253,10 @@ def build_results(
             str(k): from_json(v, TrainingCurve, f"training_curves.{k}")
             for k, v in sorted(run.training_curves.items())
         },
+        calibration={
+            str(k): from_json(v, Calibration, f"calibration.{k}")
+            for k, v in sorted(run.calibration.items())
+        },
     )
 
 
@@ -308,7 +317,7 @@ def load_results(path: str | Path) -> Results:
             f"the tables are for {results.stats.method!r}, the file for {results.method.name!r}"
         )
     if not problems:
-        problems = _consistency_problems(results)
+        problems = _consistency_problems(results) + _calibration_problems(results.calibration)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise BenchError(f"{path}: {problems[0]}{more}")
@@ -351,6 +360,22 @@ def _consistency_problems(results: Results) -> list[str]:
         return verify_study(results.stats, table)
     except (BenchError, ValueError, TypeError) as error:
         return [f"per_case: {error}"]
+
+
+def _calibration_problems(calibration: Mapping[str, Calibration]) -> list[str]:
+    problems = []
+    for key, target in calibration.items():
+        sizes = {len(target.bin_count), len(target.bin_probability), len(target.bin_observed)}
+        if key != target.target:
+            problems.append(f"calibration.{key} is for target {target.target!r}")
+        elif len(sizes) != 1:
+            problems.append(f"calibration.{key}: its bins differ in number")
+        elif sum(target.bin_count) != target.voxels:
+            problems.append(
+                f"calibration.{key}: the bins count {sum(target.bin_count)} voxels, "
+                f"not {target.voxels}"
+            )
+    return problems
 
 
 def _plain(value: Any) -> Any:

@@ -22,6 +22,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "bench.cli.data_cmd",
     "bench.cli.run_cmd",
     "bench.cli.evaluate_cmd",
+    "bench.cli.show_cmd",
     "bench.cli.stats_cmd",
     "bench.cli.compare_cmd",
     "bench.cli.leaderboard_cmd",

@@ -33,6 +33,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write nothing; exit 2 if the files differ from what the "
         "results give or a results file fails validation",
     )
+    parser.add_argument(
+        "--predictions-root",
+        type=Path,
+        default=None,
+        help="a run's predictions folder (<workdir>/predictions): each method page then shows "
+        "Figure 4 panels drawn from <root>/<method>/<profile>/ where its masks are the ones "
+        "the results file hashes",
+    )
+    parser.add_argument(
+        "--dataset",
+        type=Path,
+        default=None,
+        help="the dataset of --predictions-root (default: the built-in phantom)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -50,7 +64,17 @@ def run(args: argparse.Namespace) -> int:
             )
         print(f"{args.out} is up to date with {args.results_dir}")
         return 0
-    changed = write_leaderboard(args.results_dir, args.out)
+    dataset = None
+    if args.predictions_root is not None:
+        from bench.data.dataset import load_dataset
+
+        root = args.dataset
+        if root is None:
+            from bench.data.phantom import ensure_default_phantom
+
+            root = ensure_default_phantom()
+        dataset = load_dataset(root)
+    changed = write_leaderboard(args.results_dir, args.out, args.predictions_root, dataset)
     print(
         f"{args.out}: {len(changed)} file(s) written or removed"
         if changed

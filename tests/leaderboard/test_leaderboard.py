@@ -62,7 +62,8 @@ def test_one_ranking_per_profile_ordered_by_sdt5(board: Path) -> None:
     readme = (board / "README.md").read_text(encoding="utf-8")
     demo, smoke = readme.split("## phantom, profile `demo`")[1].split("## phantom, profile")
     assert "`smoke`" in smoke and "eroded" not in smoke and "copy" not in smoke
-    ranking = [line for line in demo.splitlines() if "](methods/" in line]
+    table, costs = demo.split("Training time, median inference time")
+    ranking = [line for line in table.splitlines() if "](methods/" in line]
     order = [line.split("|")[2].strip().split("]")[0].lstrip("[") for line in ranking]
     assert order == ["copy", "good", "eroded"]
     sdt5 = {
@@ -70,8 +71,16 @@ def test_one_ranking_per_profile_ordered_by_sdt5(board: Path) -> None:
         for m in METHODS
     }
     assert sdt5["copy"].median >= sdt5["good"].median >= sdt5["eroded"].median
-    assert "[bias 10/10," in demo  # the copy of rater A passes every bias test
+    assert "[10/10," in demo  # the copy of rater A passes every bias test
     assert "(methods/eroded__phantom__demo.md#against-rater-b)" in demo
+    assert [
+        line.split("|")[1].strip().split("]")[0].lstrip("[")
+        for line in costs.splitlines()
+        if "](methods/" in line
+    ] == order  # timings and hardware: a table of their own
+    assert "2-core CPU" in costs and "2-core CPU" not in table
+    (forest,) = (board / "figures").glob("forest__phantom__demo__*.png")
+    assert f"](figures/{forest.name})" in table.split("| Rank")[0]  # the ranking opens with it
 
 
 def test_method_pages_and_figures(board: Path) -> None:
@@ -201,6 +210,6 @@ def test_a_method_without_a_defined_sdt5_is_listed_but_not_ranked(tmp_path: Path
     ]
     by_method = {row[1].split("]")[0].lstrip("["): row for row in rows}
     assert by_method["good"][0] == "1"
-    assert by_method["nothing"][0] == "-" and by_method["nothing"][-4] == "-"
+    assert by_method["nothing"][0] == "-" and by_method["nothing"][-1] == "-"  # rank kept
     text = (tmp_path / "README.md").read_text(encoding="utf-8")
     assert "Rank `-`: `nothing` has no SDT5 vs A on any case" in text and "`good`" not in text
