@@ -304,7 +304,9 @@ def load_results(path: str | Path) -> Results:
                 raise BenchError(f"{path}: field {name!r} is not part of schema version 1")
             raw[name] = {}
     if version in (1, 2):
-        _add_lesion_columns(raw.get("per_case"))
+        problem = _add_lesion_columns(raw.get("per_case"))
+        if problem:
+            raise BenchError(f"{path}: {problem} of schema version {version}")
     try:
         results = from_json(raw, Results)
     except RecursionError as error:
@@ -326,18 +328,18 @@ def load_results(path: str | Path) -> Results:
     return results
 
 
-def _add_lesion_columns(per_case: Any) -> None:
+def _add_lesion_columns(per_case: Any) -> str:
     """A version 1 or 2 per-case table, in place, with the lesion-wise columns as null (its
-    evaluator did not count lesions). Anything else is left for the schema check to name."""
+    evaluator did not count lesions); what is wrong with it ("" if nothing)."""
     if not isinstance(per_case, dict) or per_case.get("columns") != list(_PER_CASE_COLUMNS_2):
-        return
+        return f"per_case columns are not {list(_PER_CASE_COLUMNS_2)}, those"
     rows = per_case.get("rows")
-    if not isinstance(rows, list) or not all(
-        isinstance(r, list) and len(r) == len(_PER_CASE_COLUMNS_2) for r in rows
-    ):
-        return
+    width = len(_PER_CASE_COLUMNS_2)
+    if not isinstance(rows, list) or not all(isinstance(r, list) and len(r) == width for r in rows):
+        return f"per_case rows are not lists of {width} values, as in the table"
     per_case["columns"] = list(PER_CASE_COLUMNS)
     per_case["rows"] = [[*r[:-1], *[None] * len(LESION_NAMES), r[-1]] for r in rows]
+    return ""
 
 
 def _first_line(error: BaseException) -> str:

@@ -4,9 +4,10 @@ A stroke reader counts lesions, and Dice hides a missed small lesion behind a la
 lesions of a mask are its connected components under 26-connectivity (voxels touching by a
 face, an edge or a corner are one lesion), the instance approximation of panoptica and of
 ISLES'24's `cc3d` call. A reference lesion and a test lesion match when their intersection
-over union exceeds 0.5 (panoptica's default matching of semantic input). Components of one mask
-are disjoint, so a lesion has at most one partner above 0.5 and the matching is one to one
-without any choice to make: greedy, optimal and naive matching agree.
+over union exceeds 0.5 (panoptica's default matching of semantic input, there IoU >= 0.5).
+Components of one mask are disjoint, so a lesion has at most one partner above 0.5 and the
+matching is one to one without any choice to make: greedy, optimal and naive matching agree.
+At IoU >= 0.5 a lesion cut into two exact halves would have two partners and need a tie-break.
 
 Why not ISLES'24's rule (a reference lesion is detected when anything overlaps it, a test
 lesion is false when it touches no reference lesion): one test blob covering the whole brain
