@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cc3d
 import numpy as np
-from scipy import ndimage
 
-from bench.evaluate.masks import PreparedMask, voxel_volume_ml
+from bench.evaluate.masks import PreparedMask
 
 MATCH_IOU = 0.5  # a pair matches when IoU > MATCH_IOU
 # Reference lesion volume bins, ml: < 1, 1 to 10 (inclusive), > 10; names as in metric_names.
@@ -32,7 +32,6 @@ SIZE_BINS: tuple[tuple[str, float, float], ...] = (
     ("1to10ml", 1.0, 10.0),
     ("gt10ml", 10.0, np.inf),
 )
-_CONNECTIVITY_26 = np.ones((3, 3, 3), dtype=bool)
 NAN = float("nan")
 
 
@@ -76,30 +75,75 @@ def _in_bin(volumes_ml: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 def label_lesions(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """Connected components under 26-connectivity: (labels 1..n, n)."""
-    return ndimage.label(mask, structure=_CONNECTIVITY_26)
+    """Connected components under 26-connectivity: (labels 1..n, n). By cc3d, the labeller of
+    panoptica and ISLES'24, six times faster than scipy's `ndimage.label` on a 60 ml box."""
+    # A contiguous copy: cc3d 4.1.1 finds no lesion in a strided view of shape (n, 1, 1).
+    contiguous = np.ascontiguousarray(mask)
+    labels, n = cc3d.connected_components(
+        contiguous, connectivity=26, return_N=True, out_dtype=np.uint32
+    )
+    return labels, int(n)
 
 
-def match_lesions(reference: PreparedMask, test: PreparedMask) -> LesionMatch:
-    """Label both masks on the box around both (the only voxels that can hold a lesion) and
-    match their lesions by IoU."""
-    voxel_ml = voxel_volume_ml(reference.spacing_zyx_mm)
-    boxes = np.concatenate([reference.boxes, test.boxes])
-    if boxes.size == 0:
-        none = np.zeros(0)
-        return LesionMatch(none, none, none.astype(bool), none.astype(bool))
-    lo, hi = boxes[:, :3].min(axis=0), boxes[:, 3:].max(axis=0) + 1
-    crop = tuple(slice(a, b) for a, b in zip(lo.tolist(), hi.tolist(), strict=True))
-    ref_labels, n_ref = label_lesions(reference.bytes_zyx[crop])
-    test_labels, n_test = label_lesions(test.bytes_zyx[crop])
-    ref_voxels = np.bincount(ref_labels.ravel(), minlength=n_ref + 1)[1:]
-    test_voxels = np.bincount(test_labels.ravel(), minlength=n_test + 1)[1:]
-    both = (ref_labels > 0) & (test_labels > 0)
-    pairs = ref_labels[both].astype(np.int64) * (n_test + 1) + test_labels[both]
-    codes, shared = np.unique(pairs, return_counts=True)
-    r, t = np.divmod(codes, n_test + 1)
-    iou = shared / (ref_voxels[r - 1] + test_voxels[t - 1] - shared)
-    ref_matched, test_matched = np.zeros(n_ref, bool), np.zeros(n_test, bool)
+@dataclass(frozen=True)
+class Lesions:
+    """A mask's lesions, labelled inside each of its boxes (`PreparedMask.boxes`, cut at empty
+    gaps, so no lesion spans two): labels are numbered on across the boxes."""
+
+    boxes: np.ndarray  # (P, 6) inclusive lo (z, y, x), then hi
+    labels: tuple[np.ndarray, ...]  # per box, 0 outside the lesions
+    voxels: np.ndarray  # (n,) voxels of lesion 1..n
+
+
+def find_lesions(mask: PreparedMask) -> Lesions:
+    """Label each box of a prepared mask: the cost follows the lesions, not the scan."""
+    labels, voxels, offset = [], [np.zeros(0, np.int64)], 0
+    for lo0, lo1, lo2, hi0, hi1, hi2 in mask.boxes.tolist():
+        crop, n = label_lesions(mask.bytes_zyx[lo0 : hi0 + 1, lo1 : hi1 + 1, lo2 : hi2 + 1])
+        voxels.append(np.bincount(crop.ravel(), minlength=n + 1)[1:])
+        if offset:
+            crop[crop > 0] += offset
+        labels.append(crop)
+        offset += n
+    found = np.concatenate(voxels)
+    if found.sum() != mask.voxels:  # boxes overlapping or missing voxels: a bug upstream
+        raise RuntimeError(f"lesions hold {found.sum()} voxels, the mask {mask.voxels}")
+    return Lesions(mask.boxes, tuple(labels), found)
+
+
+def _shared_voxels(reference: Lesions, test: Lesions) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, counts) of the (reference label, test label) pairs sharing voxels, code =
+    reference label x (test lesions + 1) + test label; read where two boxes meet."""
+    base = test.voxels.size + 1
+    codes = []
+    for ref_box, ref_labels in zip(reference.boxes, reference.labels, strict=True):
+        for test_box, test_labels in zip(test.boxes, test.labels, strict=True):
+            lo = np.maximum(ref_box[:3], test_box[:3])
+            hi = np.minimum(ref_box[3:], test_box[3:]) + 1
+            if (hi <= lo).any():
+                continue
+            a = ref_labels[_window(lo - ref_box[:3], hi - ref_box[:3])]
+            b = test_labels[_window(lo - test_box[:3], hi - test_box[:3])]
+            both = (a > 0) & (b > 0)
+            codes.append(a[both].astype(np.int64) * base + b[both])
+    if not codes:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.unique(np.concatenate(codes), return_counts=True)
+
+
+def _window(lo: np.ndarray, hi: np.ndarray) -> tuple[slice, ...]:
+    return tuple(slice(a, b) for a, b in zip(lo.tolist(), hi.tolist(), strict=True))
+
+
+def match_lesions(reference: Lesions, test: Lesions, voxel_ml: float) -> LesionMatch:
+    """Match the lesions of two masks on one grid by IoU (see the module's docstring)."""
+    codes, shared = _shared_voxels(reference, test)
+    r, t = np.divmod(codes, test.voxels.size + 1)
+    iou = shared / (reference.voxels[r - 1] + test.voxels[t - 1] - shared)
+    ref_matched = np.zeros(reference.voxels.size, bool)
+    test_matched = np.zeros(test.voxels.size, bool)
     ref_matched[r[iou > MATCH_IOU] - 1] = True
     test_matched[t[iou > MATCH_IOU] - 1] = True
-    return LesionMatch(ref_voxels * voxel_ml, test_voxels * voxel_ml, ref_matched, test_matched)
+    return LesionMatch(
+        reference.voxels * voxel_ml, test.voxels * voxel_ml, ref_matched, test_matched
+    )

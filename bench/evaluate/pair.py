@@ -20,7 +20,7 @@ import numpy as np
 
 from bench.errors import InputError
 from bench.evaluate.distance import SEARCH_MM, search_plan, sqrt_thresholds, surface_summary
-from bench.evaluate.lesions import LesionMatch, match_lesions
+from bench.evaluate.lesions import LesionMatch, find_lesions, match_lesions
 from bench.evaluate.masks import (
     PreparedMask,
     check_spacing,
@@ -265,12 +265,20 @@ def score_prepared(
 
 
 def _lesions(reference: PreparedMask, test: PreparedMask, memo: dict | None) -> LesionMatch:
-    """The lesion matching of a pair, from the memo when its swap was matched already."""
-    if memo is not None and ("lesions", id(test), id(reference)) in memo:
+    """The lesion matching of a pair, from the memo when its swap was matched already; each
+    mask's lesions are labelled once per memo."""
+    memo = {} if memo is None else memo
+    if ("lesions", id(test), id(reference)) in memo:
         return memo["lesions", id(test), id(reference)].swapped()
-    match = match_lesions(reference, test)
-    if memo is not None:
-        memo["lesions", id(reference), id(test)] = match
+    for mask in (reference, test):
+        if ("labels", id(mask)) not in memo:
+            memo["labels", id(mask)] = find_lesions(mask)
+    match = match_lesions(
+        memo["labels", id(reference)],
+        memo["labels", id(test)],
+        voxel_volume_ml(reference.spacing_zyx_mm),
+    )
+    memo["lesions", id(reference), id(test)] = match
     return match
 
 

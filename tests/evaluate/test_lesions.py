@@ -10,7 +10,7 @@ import pytest
 from scipy import ndimage
 
 from bench.evaluate import prepare_masks, score_pair, score_pairs
-from bench.evaluate.lesions import match_lesions
+from bench.evaluate.lesions import find_lesions, match_lesions
 from bench.metric_names import LESION_NAMES
 
 SPACING = (1.0, 1.0, 1.0)
@@ -199,5 +199,16 @@ def test_a_swapped_pair_shares_the_matching_and_swaps_its_errors():
     )
     direct = score_pair(test, reference, SPACING)
     assert direct.as_dict() == pytest.approx(backward.as_dict(), nan_ok=True)
-    match = match_lesions(prepared["r"], prepared["t"])
+    match = match_lesions(find_lesions(prepared["r"]), find_lesions(prepared["t"]), 0.001)
     assert match.ref_matched.sum() == match.test_matched.sum() == forward.LesionTP
+
+
+@pytest.mark.parametrize("axis", range(3))
+def test_a_lesion_one_voxel_thick_along_two_axes_is_found(axis):
+    """A box of shape (n, 1, 1) cut from the mask: cc3d 4.1.1 misses it in a strided view."""
+    reference = grid()
+    line = [3, 3, 3]
+    line[axis] = slice(2, 6)
+    reference[tuple(line)] = 1
+    found = lesion_counts(reference, reference)
+    assert (found["LesionTP"], found["LesionFP"], found["LesionFN"]) == (1, 0, 0)
