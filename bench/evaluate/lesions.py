@@ -85,20 +85,24 @@ def label_lesions(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return labels, int(n)
 
 
+Box = tuple[int, int, int, int, int, int]  # inclusive lo (z, y, x), then hi
+
+
 @dataclass(frozen=True)
 class Lesions:
     """A mask's lesions, labelled inside each of its boxes (`PreparedMask.boxes`, cut at empty
     gaps, so no lesion spans two): labels are numbered on across the boxes."""
 
-    boxes: np.ndarray  # (P, 6) inclusive lo (z, y, x), then hi
+    boxes: tuple[Box, ...]
     labels: tuple[np.ndarray, ...]  # per box, 0 outside the lesions
     voxels: np.ndarray  # (n,) voxels of lesion 1..n
 
 
 def find_lesions(mask: PreparedMask) -> Lesions:
     """Label each box of a prepared mask: the cost follows the lesions, not the scan."""
+    boxes = tuple(tuple(box) for box in mask.boxes.tolist())
     labels, voxels, offset = [], [np.zeros(0, np.int64)], 0
-    for lo0, lo1, lo2, hi0, hi1, hi2 in mask.boxes.tolist():
+    for lo0, lo1, lo2, hi0, hi1, hi2 in boxes:
         crop, n = label_lesions(mask.bytes_zyx[lo0 : hi0 + 1, lo1 : hi1 + 1, lo2 : hi2 + 1])
         voxels.append(np.bincount(crop.ravel(), minlength=n + 1)[1:])
         if offset:
@@ -108,7 +112,7 @@ def find_lesions(mask: PreparedMask) -> Lesions:
     found = np.concatenate(voxels)
     if found.sum() != mask.voxels:  # boxes overlapping or missing voxels: a bug upstream
         raise RuntimeError(f"lesions hold {found.sum()} voxels, the mask {mask.voxels}")
-    return Lesions(mask.boxes, tuple(labels), found)
+    return Lesions(boxes, tuple(labels), found)  # type: ignore[arg-type]
 
 
 def _shared_voxels(reference: Lesions, test: Lesions) -> tuple[np.ndarray, np.ndarray]:
@@ -118,12 +122,12 @@ def _shared_voxels(reference: Lesions, test: Lesions) -> tuple[np.ndarray, np.nd
     codes = []
     for ref_box, ref_labels in zip(reference.boxes, reference.labels, strict=True):
         for test_box, test_labels in zip(test.boxes, test.labels, strict=True):
-            lo = np.maximum(ref_box[:3], test_box[:3])
-            hi = np.minimum(ref_box[3:], test_box[3:]) + 1
-            if (hi <= lo).any():
+            lo = [max(a, b) for a, b in zip(ref_box[:3], test_box[:3], strict=True)]
+            hi = [min(a, b) + 1 for a, b in zip(ref_box[3:], test_box[3:], strict=True)]
+            if any(h <= low for low, h in zip(lo, hi, strict=True)):
                 continue
-            a = ref_labels[_window(lo - ref_box[:3], hi - ref_box[:3])]
-            b = test_labels[_window(lo - test_box[:3], hi - test_box[:3])]
+            a = ref_labels[_window(lo, hi, ref_box)]
+            b = test_labels[_window(lo, hi, test_box)]
             both = (a > 0) & (b > 0)
             codes.append(a[both].astype(np.int64) * base + b[both])
     if not codes:
@@ -131,8 +135,9 @@ def _shared_voxels(reference: Lesions, test: Lesions) -> tuple[np.ndarray, np.nd
     return np.unique(np.concatenate(codes), return_counts=True)
 
 
-def _window(lo: np.ndarray, hi: np.ndarray) -> tuple[slice, ...]:
-    return tuple(slice(a, b) for a, b in zip(lo.tolist(), hi.tolist(), strict=True))
+def _window(lo: list[int], hi: list[int], box: Box) -> tuple[slice, ...]:
+    """The grid window [lo, hi) in the coordinates of a crop at `box`."""
+    return tuple(slice(a - o, b - o) for a, b, o in zip(lo, hi, box[:3], strict=True))
 
 
 def match_lesions(reference: Lesions, test: Lesions, voxel_ml: float) -> LesionMatch:
