@@ -6,12 +6,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import ndimage
 
 from bench.evaluate import prepare_masks, score_pair, score_pairs
 from bench.evaluate.lesions import find_lesions, match_lesions
-from bench.metric_names import LESION_NAMES
+from bench.metric_names import LESION_NAMES, PER_CASE_COLUMNS
+from bench.stats.per_case import read_per_case_csv
 
 SPACING = (1.0, 1.0, 1.0)
 
@@ -212,3 +214,20 @@ def test_a_lesion_one_voxel_thick_along_two_axes_is_found(axis):
     reference[tuple(line)] = 1
     found = lesion_counts(reference, reference)
     assert (found["LesionTP"], found["LesionFP"], found["LesionFN"]) == (1, 0, 0)
+
+
+def test_a_per_case_csv_written_before_lesion_counting_reads_with_them_nan(tmp_path):
+    reference, test = random_masks(3)
+    row = {
+        "case": "c1",
+        "reference": "A",
+        "test": "M",
+        **score_pair(reference, test, SPACING).as_dict(),
+    }
+    path = tmp_path / "old.csv"
+    pd.DataFrame([row]).drop(columns=list(LESION_NAMES)).to_csv(path, index=False)
+    table = read_per_case_csv(path)
+    assert tuple(table.columns) == PER_CASE_COLUMNS
+    assert table.loc[:, list(LESION_NAMES)].isna().all().all()
+    pd.DataFrame([row]).to_csv(path, index=False)
+    assert read_per_case_csv(path).loc[0, "LesionTP"] == row["LesionTP"]
