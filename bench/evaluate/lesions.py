@@ -76,7 +76,8 @@ def _in_bin(volumes_ml: np.ndarray, low: float, high: float) -> np.ndarray:
 
 def label_lesions(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """Connected components under 26-connectivity: (labels 1..n, n). By cc3d, the labeller of
-    panoptica and ISLES'24, six times faster than scipy's `ndimage.label` on a 60 ml box."""
+    panoptica and ISLES'24, several times faster than scipy's `ndimage.label` (see
+    docs/performance.md)."""
     # A contiguous copy: cc3d 4.1.1 finds no lesion in a strided view of shape (n, 1, 1).
     contiguous = np.ascontiguousarray(mask)
     labels, n = cc3d.connected_components(
