@@ -60,7 +60,30 @@ METRICS: tuple[MetricSpec, ...] = (
 METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in METRICS)
 BY_NAME: dict[str, MetricSpec] = {m.name: m for m in METRICS}
 
+# Lesion-wise detection (bench.evaluate.lesions): counts of 26-connected lesions matched one to
+# one at IoU > 0.5, and the reference lesions found and missed by volume bin. Per-case columns
+# and method-page figures only: the statistics' tables and tests read METRICS alone.
+_SIZE_BINS = (("lt1ml", "< 1 ml"), ("1to10ml", "1-10 ml"), ("gt10ml", "> 10 ml"))
+LESION_METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("LesionTP", "lesions", _HI, _N, "reference lesions matched by a test lesion"),
+    MetricSpec("LesionFP", "lesions", _LO, _N, "test lesions matching no reference lesion"),
+    MetricSpec("LesionFN", "lesions", _LO, _N, "reference lesions matching no test lesion"),
+    MetricSpec("LesionF1", "", _HI, _N, "2TP/(2TP+FP+FN) over lesions"),
+    MetricSpec("LesionCountDiff", "lesions", _LO, _N, "|reference lesions - test lesions|"),
+    *(
+        spec
+        for key, label in _SIZE_BINS
+        for spec in (
+            MetricSpec(f"LesionTP_{key}", "lesions", _HI, _N, f"matched reference lesions {label}"),
+            MetricSpec(f"LesionFN_{key}", "lesions", _LO, _N, f"missed reference lesions {label}"),
+        )
+    ),
+)
+LESION_NAMES: tuple[str, ...] = tuple(m.name for m in LESION_METRICS)
+# Every numeric per-case column.
+NUMERIC_COLUMNS: tuple[str, ...] = (*METRIC_NAMES, *LESION_NAMES)
+
 # Columns of the evaluator's tidy per-case table, in order: one row per (case, reference, test).
 KEY_COLUMNS: tuple[str, ...] = ("case", "reference", "test")
 NAN_REASON_COLUMN = "nan_reason"
-PER_CASE_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, *METRIC_NAMES, NAN_REASON_COLUMN)
+PER_CASE_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, *NUMERIC_COLUMNS, NAN_REASON_COLUMN)

@@ -27,17 +27,26 @@ from bench import __version__
 from bench.errors import BenchError
 from bench.evaluate.calibration import Calibration
 from bench.io import write_text
-from bench.metric_names import METRIC_NAMES, PER_CASE_COLUMNS
+from bench.metric_names import (
+    KEY_COLUMNS,
+    LESION_NAMES,
+    METRIC_NAMES,
+    NAN_REASON_COLUMN,
+    NUMERIC_COLUMNS,
+    PER_CASE_COLUMNS,
+)
 from bench.stats.config import StatsConfig
 from bench.stats.per_case import validate_per_case
 from bench.stats.roles import RaterRoles
 from bench.stats.study import StudyStats, compute_study, study_table
 from bench.stats.verify import verify_study
 
-SCHEMA_VERSION = 2  # 2: per-fold postprocessing and training curves
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3  # 2: per-fold postprocessing and training curves; 3: lesion-wise columns
+READABLE_VERSIONS = (1, 2, 3)
 # Fields a version-1 file lacks, read as empty.
 _ADDED_IN_2 = ("postprocessing", "training_curves")
+# The per-case columns of versions 1 and 2; version 3 adds the lesion-wise ones (read as NaN).
+_PER_CASE_COLUMNS_2 = (*KEY_COLUMNS, *METRIC_NAMES, NAN_REASON_COLUMN)
 STORED_DIGITS = 9  # significant digits of the per-case metrics in a results file
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -124,8 +133,8 @@ class PerCaseTable:
     @functools.cached_property
     def _frame(self) -> pd.DataFrame:
         columns = list(self.columns)
-        metric_at = [i for i, c in enumerate(columns) if c in METRIC_NAMES]
-        other_at = [i for i, c in enumerate(columns) if c not in METRIC_NAMES]
+        metric_at = [i for i, c in enumerate(columns) if c in NUMERIC_COLUMNS]
+        other_at = [i for i, c in enumerate(columns) if c not in NUMERIC_COLUMNS]
         values = np.array([[_number(row[i]) for i in metric_at] for row in self.rows])
         table = pd.DataFrame(
             {columns[i]: [row[i] for row in self.rows] for i in other_at}, dtype=object
@@ -264,7 +273,7 @@ def _stored_precision(table: pd.DataFrame) -> pd.DataFrame:
     """Metrics to 9 significant digits, as stored; the study is computed from these values
     so that a reader re-derives its medians exactly (and files stay half the size)."""
     table = table.copy()
-    for column in METRIC_NAMES:
+    for column in NUMERIC_COLUMNS:
         table[column] = [float(f"{v:.{STORED_DIGITS}g}") for v in table[column]]
     return table
 
@@ -303,6 +312,10 @@ def load_results(path: str | Path) -> Results:
             if name in raw:
                 raise BenchError(f"{path}: field {name!r} is not part of schema version 1")
             raw[name] = {}
+    if version in (1, 2):
+        problem = _add_lesion_columns(raw.get("per_case"))
+        if problem:
+            raise BenchError(f"{path}: {problem} of schema version {version}")
     try:
         results = from_json(raw, Results)
     except RecursionError as error:
@@ -322,6 +335,20 @@ def load_results(path: str | Path) -> Results:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise BenchError(f"{path}: {problems[0]}{more}")
     return results
+
+
+def _add_lesion_columns(per_case: Any) -> str:
+    """A version 1 or 2 per-case table, in place, with the lesion-wise columns as null (its
+    evaluator did not count lesions); what is wrong with it ("" if nothing)."""
+    if not isinstance(per_case, dict) or per_case.get("columns") != list(_PER_CASE_COLUMNS_2):
+        return f"per_case columns are not {list(_PER_CASE_COLUMNS_2)}, those"
+    rows = per_case.get("rows")
+    width = len(_PER_CASE_COLUMNS_2)
+    if not isinstance(rows, list) or not all(isinstance(r, list) and len(r) == width for r in rows):
+        return f"per_case rows are not lists of {width} values, as in the table"
+    per_case["columns"] = list(PER_CASE_COLUMNS)
+    per_case["rows"] = [[*r[:-1], *[None] * len(LESION_NAMES), r[-1]] for r in rows]
+    return ""
 
 
 def _first_line(error: BaseException) -> str:

@@ -20,7 +20,7 @@ from bench.io import write_text
 log = logging.getLogger(__name__)
 
 # Bump when a metric definition changes: every cached row becomes stale.
-EVALUATOR_VERSION = "1"
+EVALUATOR_VERSION = "2"  # 2: lesion-wise detection columns
 
 
 def file_stamp(path: Path) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 
 from bench.errors import InputError
 from bench.evaluate.distance import SEARCH_MM, search_plan, sqrt_thresholds, surface_summary
+from bench.evaluate.lesions import LesionMatch, find_lesions, match_lesions
 from bench.evaluate.masks import (
     PreparedMask,
     check_spacing,
@@ -61,6 +62,19 @@ class PairMetrics:
     SDT10: float
     V_ref: float
     V_test: float
+    # Lesion-wise detection (bench.evaluate.lesions): defined whenever either mask has a
+    # lesion, whatever the small-volume threshold (small lesions are what they count).
+    LesionTP: float
+    LesionFP: float
+    LesionFN: float
+    LesionF1: float
+    LesionCountDiff: float
+    LesionTP_lt1ml: float
+    LesionFN_lt1ml: float
+    LesionTP_1to10ml: float
+    LesionFN_1to10ml: float
+    LesionTP_gt10ml: float
+    LesionFN_gt10ml: float
     nan_reason: str = ""
 
     def as_dict(self) -> dict[str, float | str]:
@@ -214,8 +228,8 @@ def score_prepared(
 ) -> PairMetrics:
     """Score two prepared masks (see `prepare_mask`); prepare each mask once, pair it often.
 
-    `memo` (see `score_pairs`) keeps the overlap and surface summary of scored pairs, which
-    the swapped pair reuses.
+    `memo` (see `score_pairs`) keeps the overlap, surface summary and lesion matching of
+    scored pairs, which the swapped pair reuses.
     """
     compat = Compat(compat)
     if reference.spacing_zyx_mm != test.spacing_zyx_mm or reference.shape_zyx != test.shape_zyx:
@@ -227,6 +241,7 @@ def score_prepared(
         "AVD": abs(n_ref - n_test) * voxel_ml,
         "V_ref": n_ref * voxel_ml,
         "V_test": n_test * voxel_ml,
+        **_lesions(reference, test, memo).metrics(),
     }
     reason = nan_reason(n_ref, n_test, voxel_ml, small_ml)
     if reason:
@@ -249,6 +264,24 @@ def score_prepared(
     )
 
 
+def _lesions(reference: PreparedMask, test: PreparedMask, memo: dict | None) -> LesionMatch:
+    """The lesion matching of a pair, from the memo when its swap was matched already; each
+    mask's lesions are labelled once per memo."""
+    memo = {} if memo is None else memo
+    if ("lesions", id(test), id(reference)) in memo:
+        return memo["lesions", id(test), id(reference)].swapped()
+    for mask in (reference, test):
+        if ("labels", id(mask)) not in memo:
+            memo["labels", id(mask)] = find_lesions(mask)
+    match = match_lesions(
+        memo["labels", id(reference)],
+        memo["labels", id(test)],
+        voxel_volume_ml(reference.spacing_zyx_mm),
+    )
+    memo["lesions", id(reference), id(test)] = match
+    return match
+
+
 def score_pairs(
     prepared: Mapping[str, PreparedMask],
     pairs: Sequence[tuple[str, str]],
@@ -258,7 +291,7 @@ def score_pairs(
     """`score_prepared` of every (reference, test) pair of prepared masks by name.
 
     A pair and its swap (A against B, B against A: every rater pair of a study) share one
-    overlap count and one surface-distance search.
+    overlap count, one surface-distance search and one lesion matching.
     """
     memo: dict = {}
     return [

@@ -15,6 +15,7 @@ from tabulate import tabulate
 
 from bench.leaderboard.collect import RANK_RESAMPLES, RANKING_METRIC, Entry, Ranking
 from bench.leaderboard.figures import ForestRow, RaterBand
+from bench.metric_names import LESION_NAMES
 from bench.results import Results
 from bench.stats import tables
 from bench.stats.claims import STUDY_CLAIMS, assess_claims
@@ -426,6 +427,7 @@ def render_method_page(results: Results, panels: Sequence[str] = ()) -> str:
         *_calibration_section(results),
         *_case_panels_section(results, panels),
     ]
+    lines += _lesion_section(results)
     curves = curves_path(results)
     if curves:
         lines += [
@@ -499,6 +501,63 @@ def _case_panels_section(results: Results, panels: Sequence[str]) -> list[str]:
     for case in shown:
         lines += [f"![case {case}](../{case_panel_path(results, case)})", ""]
     return lines
+
+
+def _lesion_section(results: Results) -> list[str]:
+    """Lesion-wise detection of the method against each rater (and the truth); below it the
+    expert level: the reference rater against each independent one (the pairs of Table 3)
+    and every rater against the truth."""
+    roles, name = results.stats.roles, results.method.name
+    truth = [roles.truth] if roles.truth else []
+    pairs = [(rater, name) for rater in (*roles.raters, *truth)]
+    pairs += [(rater, roles.reference) for rater in roles.independent]
+    pairs += [(label, rater) for label in truth for rater in roles.raters]
+    table = results.per_case.to_frame()
+    header = ["## Lesion-wise detection", ""]
+    if table.loc[:, list(LESION_NAMES)].isna().all().all():
+        return [
+            *header,
+            "Not in this results file: it was written before the evaluator counted lesions "
+            "(results schema 3); scoring the predictions again adds it.",
+            "",
+        ]
+    rows = []
+    for reference, test in pairs:
+        rows_of_pair = table[(table["reference"] == reference) & (table["test"] == test)]
+        if len(rows_of_pair):
+            rows.append([f"{reference} → {test}", *_lesion_row(rows_of_pair)])
+    return [
+        *header,
+        "Lesions are 26-connected components; a reference lesion and a test lesion match when "
+        "their IoU exceeds 0.5 (docs/evaluation.md). TP / FP / FN summed over the cases; F1 "
+        "the mean over cases with a lesion in either mask; count difference |reference "
+        "lesions - test lesions|, median over cases; found: matched reference lesions of all "
+        "reference lesions of that volume.",
+        "",
+        _md(
+            (
+                ["Reference → test", "TP / FP / FN", "Lesion F1", "Count difference"]
+                + ["Found < 1 ml", "Found 1-10 ml", "Found > 10 ml"],
+                rows,
+            )
+        ),
+        "",
+    ]
+
+
+def _lesion_row(rows) -> list[str]:
+    total = rows.loc[:, list(LESION_NAMES)].sum()
+    f1, difference = rows["LesionF1"].dropna(), rows["LesionCountDiff"].dropna()
+    found = []
+    for size in ("lt1ml", "1to10ml", "gt10ml"):
+        matched, missed = total[f"LesionTP_{size}"], total[f"LesionFN_{size}"]
+        found.append(f"{matched:.0f} / {matched + missed:.0f}")
+    return [
+        f"{total['LesionTP']:.0f} / {total['LesionFP']:.0f} / {total['LesionFN']:.0f}",
+        f"{f1.mean():.3f}" if len(f1) else tables.MISSING,
+        f"{difference.median():g}" if len(difference) else tables.MISSING,
+        *found,
+    ]
 
 
 def _hardware_details(results: Results) -> str:

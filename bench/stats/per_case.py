@@ -14,13 +14,24 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import InputError
-from bench.metric_names import KEY_COLUMNS, METRIC_NAMES, NAN_REASON_COLUMN, PER_CASE_COLUMNS
+from bench.metric_names import (
+    KEY_COLUMNS,
+    LESION_NAMES,
+    METRIC_NAMES,
+    NAN_REASON_COLUMN,
+    NUMERIC_COLUMNS,
+    PER_CASE_COLUMNS,
+)
 
 log = logging.getLogger(__name__)
 
 
 def validate_per_case(table: pd.DataFrame, source: str | Path = "per-case table") -> pd.DataFrame:
-    """A clean copy of `table` with PER_CASE_COLUMNS in order; InputError naming `source`."""
+    """A clean copy of `table` with PER_CASE_COLUMNS in order; InputError naming `source`.
+
+    A table written before lesion-wise detection existed reads with those columns NaN.
+    """
+    table = table.assign(**{c: np.nan for c in LESION_NAMES if c not in table.columns})
     missing = [c for c in PER_CASE_COLUMNS if c not in table.columns]
     if missing:
         raise InputError(f"missing per-case columns {', '.join(missing)}", file=source)
@@ -29,7 +40,7 @@ def validate_per_case(table: pd.DataFrame, source: str | Path = "per-case table"
         if table[column].isna().any():
             raise InputError(f"empty values in column {column!r}", file=source)
         table[column] = table[column].astype(str)
-    for column in METRIC_NAMES:
+    for column in NUMERIC_COLUMNS:
         numeric = pd.to_numeric(table[column], errors="coerce")
         bad = numeric.isna() & table[column].notna()
         if bad.any():

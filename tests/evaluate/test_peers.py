@@ -67,7 +67,7 @@ def test_surface_dice_matches_deepmind(masks, spacing, extra_tolerances):
     theirs = surface_metrics(reference, test, spacing, tolerances)
     ours = surface_dices(reference, test, spacing, tolerances)
     for tolerance, value in zip(tolerances, ours, strict=True):
-        assert value == pytest.approx(theirs[f"SDT{tolerance:g}"], abs=1e-6)
+        assert value == pytest.approx(theirs[f"SDT{tolerance:.17g}"], abs=1e-6)
 
 
 @settings(max_examples=40, deadline=None)

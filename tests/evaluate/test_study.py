@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import bench.evaluate.cache as cache_module
 import bench.evaluate.study as study
 from bench.errors import InputError
 from bench.evaluate import score_folders, score_pair, score_study, study_pairs
 from bench.io import Geometry, read_image, write_image
-from bench.metric_names import PER_CASE_COLUMNS
+from bench.metric_names import LESION_NAMES, PER_CASE_COLUMNS
 from tests.factories import TINY_GEOMETRY, write_tiny_dataset
 
 ANISOTROPIC = Geometry(
@@ -224,3 +226,24 @@ def test_a_prediction_outside_the_cases_to_score_is_named(tiny_study):
     first = dataset.cases[0].id
     with pytest.raises(InputError, match="prediction for a case that is not among the cases"):
         score_study(dataset, {"M": predictions}, cases=[first])
+
+
+def test_rows_cached_before_lesion_counting_are_scored_again(tiny_study, tmp_path, monkeypatch):
+    """A cache written by evaluator version 1 holds rows without the lesion-wise columns; the
+    version in the key makes them stale instead of read back as NaN."""
+    dataset, predictions = tiny_study
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(cache_module, "EVALUATOR_VERSION", "1")
+    score_study(dataset, {"M": predictions}, cache_dir=cache, workers=1)
+    for path in cache.glob("*.json"):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data["rows"] = [{k: v for k, v in r.items() if k not in LESION_NAMES} for r in data["rows"]]
+        path.write_text(json.dumps(data), encoding="utf-8")
+    monkeypatch.undo()
+    table = score_study(dataset, {"M": predictions}, cache_dir=cache, workers=1)
+    assert table.attrs["timing"]["cached"] == 0
+    counts = [name for name in LESION_NAMES if name != "LesionF1"]
+    assert table.loc[:, counts].notna().all().all()
+    assert table.LesionF1.notna().eq(table.V_ref + table.V_test > 0).all()  # NaN: no lesion
+    raters = table[(table.reference == "A") & (table.test == "B") & (table.V_ref > 0)]
+    assert (raters.LesionF1 == 1.0).all() and (raters.LesionFP == 0).all()
