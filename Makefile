@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 	$(PY) -m pip install --quiet $(TORCH_SPEC)
 	$(PY) -m pip install --quiet -e ".[methods,dev]"
+	# panoptica, the lesion-wise oracle of the tests, caps numpy, pandas and rich below the
+	# versions installed above and works on them: installed without its caps (pyproject: peers).
+	$(PY) -m pip install --quiet --no-deps panoptica==2.1.7
+	$(PY) -m pip install --quiet plotly ruamel.yaml typer
 	touch $(STAMP)
 
 demo: $(STAMP)
