@@ -168,7 +168,9 @@ def test_random_cases_agree_with_panoptica():
     """panoptica's default for semantic input (connected components by cc3d, 26-connectivity
     in 3D; naive one-to-one threshold matching at IoU 0.5), with the threshold strict: its
     default matches at IoU >= 0.5, where a lesion cut in two exact halves has two candidates."""
-    panoptica = pytest.importorskip("panoptica", reason="panoptica is missing (make install adds it; pyproject: peers)")
+    panoptica = pytest.importorskip(
+        "panoptica", reason="panoptica is missing (make install adds it; pyproject: peers)"
+    )
     evaluator = panoptica.Panoptica_Evaluator(
         expected_input=panoptica.InputType.SEMANTIC,
         instance_approximator=panoptica.ConnectedComponentsInstanceApproximator(),
