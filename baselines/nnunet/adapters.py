@@ -160,7 +160,8 @@ class NnUNetAdapter(MethodAdapter):
 
         workspace = Workspace(Path(workdir) / "nnunet")
         trainer_dir = workspace.trainer_dir(self.trainer_name, self.configuration)
-        return nnunet_predictor(trainer_dir, fold, self.trainer, self.input_channels)
+        checkpoint = self.trainer.inference_checkpoint(profile)
+        return nnunet_predictor(trainer_dir, fold, self.trainer, self.input_channels, checkpoint)
 
 
 def _seed(seed: int) -> None:
@@ -182,6 +183,7 @@ class NnUNet2d(NnUNetAdapter):
 
 class NnUNet3dTuned(NnUNet3d):
     description = "3d_fullres, focal+Dice loss, dropout, weight decay, momentum, early stopping"
+    version = "3"  # infers from the last checkpoint where the profile has no early stopping
     trainer_name = "TunedTrainer"
 
 
@@ -192,5 +194,6 @@ class NnUNet3dMirrored(NnUNet3d):
 
 class NnUNet3dMirroredTuned(NnUNet3dMirrored):
     description = "mirrored + tuned + additional baseline scans: the study's best model"
+    version = "3"  # infers from the last checkpoint where the profile has no early stopping
     trainer_name = "TunedTrainer"
     use_additional_scans = True

@@ -54,10 +54,11 @@ def nnunet_predictor(
     fold: int,
     trainer_class: type,
     input_channels: Sequence[str],
+    checkpoint_name: str,
 ) -> Predictor:
-    """The runner's view of a trained fold."""
+    """The runner's view of a trained fold, from its checkpoint `checkpoint_name`."""
     network, plans_manager, config, dataset_json, checkpoint = load_fold(
-        trainer_dir, fold, trainer_class, trainer_class.inference_checkpoint
+        trainer_dir, fold, trainer_class, checkpoint_name
     )
     label_manager = plans_manager.get_label_manager(dataset_json)
     preprocessor = config.preprocessor_class(verbose=False)
@@ -104,7 +105,7 @@ def nnunet_predictor(
         metadata={
             "trainer": checkpoint["trainer_name"],
             "configuration": checkpoint["init_args"]["configuration"],
-            "checkpoint": trainer_class.inference_checkpoint,
+            "checkpoint": checkpoint_name,
             "epochs_trained": int(checkpoint["current_epoch"]),
             "spacing_zyx_mm": [float(s) for s in config.spacing],
             "curves": training_curves(Path(trainer_dir) / f"fold_{fold}"),

@@ -45,8 +45,10 @@ WORKERS_VARIABLE = "nnUNet_n_proc_DA"  # nnU-Net's count of background augmentat
 class BenchTrainer(nnUNetTrainer):
     """nnU-Net's trainer with a profile's budget, a strict split and resumable checkpoints."""
 
-    #: Which checkpoint the predictor loads.
-    inference_checkpoint = "checkpoint_final.pth"
+    @classmethod
+    def inference_checkpoint(cls, profile: Profile) -> str:
+        """Which checkpoint the predictor loads."""
+        return "checkpoint_final.pth"
 
     def __init__(
         self,
@@ -247,7 +249,13 @@ class TunedTrainer(BenchTrainer):
     """Focal + Dice loss, dropout, weight decay, momentum, early stopping (best checkpoint)."""
 
     hyper = TUNED
-    inference_checkpoint = "checkpoint_best.pth"
+
+    @classmethod
+    def inference_checkpoint(cls, profile: Profile) -> str:
+        # nnU-Net picks its best checkpoint by the pseudo-Dice on splits_final's "val" list, the
+        # fold's validation cases: only early stopping needs that choice. Without it the last
+        # checkpoint is used, so nothing is chosen on the cases the fold is scored on.
+        return "checkpoint_best.pth" if profile.early_stopping_patience else "checkpoint_final.pth"
 
     def configure(self, profile: Profile) -> None:
         super().configure(profile)

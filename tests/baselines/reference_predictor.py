@@ -19,7 +19,7 @@ def nnunet_predictor(result, mirror_axes: tuple[int, ...], fold: int = 0):
         adapter.trainer_name, adapter.configuration
     )
     network, plans, config, dataset_json, _ = load_fold(
-        trainer_dir, fold, adapter.trainer, adapter.trainer.inference_checkpoint
+        trainer_dir, fold, adapter.trainer, adapter.trainer.inference_checkpoint(result.profile)
     )
     predictor = nnUNetPredictor(
         tile_step_size=0.5,

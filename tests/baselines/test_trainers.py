@@ -58,3 +58,16 @@ def test_tuned_configure_sets_the_tuned_weight_decay_and_early_stopping():
     trainer.configure(profile)
     assert trainer.weight_decay == TUNED.weight_decay != 3e-5
     assert trainer.early_stopping_patience == profile.early_stopping_patience
+
+
+def test_the_tuned_trainer_chooses_no_checkpoint_on_the_folds_validation_cases():
+    """nnU-Net's best checkpoint is picked on splits_final's "val" (the fold's validation
+    cases): only a profile with early stopping may infer from it."""
+    from baselines.nnunet.trainers import BenchTrainer, TunedTrainer
+    from bench.profiles import get_profile
+
+    demo, paper = get_profile("demo"), get_profile("paper")
+    assert demo.early_stopping_patience == 0 and paper.early_stopping_patience > 0
+    assert TunedTrainer.inference_checkpoint(demo) == "checkpoint_final.pth"
+    assert TunedTrainer.inference_checkpoint(paper) == "checkpoint_best.pth"
+    assert BenchTrainer.inference_checkpoint(paper) == "checkpoint_final.pth"
