@@ -52,3 +52,10 @@ class ValidationError(BenchError):
     def __init__(self, problems: list[Problem]):
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def short_repr(value: object) -> str:
+    """A value as an error line can quote it: at most 80 characters, and a huge integer (whose
+    repr Python refuses past 4,300 digits) by name."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**40 else "a huge integer"
+    return text if len(text) <= 80 else f"{text[:77]}..."

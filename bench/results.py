@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from bench import __version__
-from bench.errors import BenchError
+from bench.errors import BenchError, short_repr
 from bench.evaluate.calibration import Calibration
 from bench.io import write_text
 from bench.metric_names import (
@@ -418,22 +418,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _short(value: Any) -> str:
-    text = repr(value) if not isinstance(value, int) or abs(value) < 10**40 else "a huge integer"
-    return text if len(text) <= 80 else f"{text[:77]}..."
-
-
 def _number(value: Any) -> float:
     if value is None:
         return math.nan
     if value in ("inf", "-inf"):
         return float(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"a metric value must be a number or null, got {_short(value)}")
+        raise ValueError(f"a metric value must be a number or null, got {short_repr(value)}")
     try:
         return float(value)
     except OverflowError:  # an integer past float's range
-        raise ValueError(f"expected a number, got {_short(value)}") from None
+        raise ValueError(f"expected a number, got {short_repr(value)}") from None
 
 
 # --- JSON codec: dataclasses <-> plain JSON, checked against the type hints ---------------
@@ -483,10 +478,10 @@ def from_json(value: Any, hint: Any, where: str = "") -> Any:
         try:
             return _number(value)
         except ValueError:
-            raise SchemaError(f"{here}: expected a number, got {_short(value)}") from None
+            raise SchemaError(f"{here}: expected a number, got {short_repr(value)}") from None
     if hint in (int, str, bool):
         if type(value) is not hint:
-            raise SchemaError(f"{here}: expected {hint.__name__}, got {_short(value)}")
+            raise SchemaError(f"{here}: expected {hint.__name__}, got {short_repr(value)}")
         return value
     if origin is tuple:
         if not isinstance(value, list):

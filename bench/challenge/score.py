@@ -23,7 +23,7 @@ import numpy as np
 
 from bench.challenge.record import RECORD_FORMAT, RECORD_NAME, STATUSES
 from bench.data.dataset import Dataset
-from bench.errors import InputError
+from bench.errors import InputError, short_repr
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def read_record(predictions: Path, allow_weaker_isolation: bool = False) -> dict
 def record_problem(record: dict) -> str:
     """What makes `record` unusable for scoring, or ""."""
     if record.get("format") != RECORD_FORMAT:
-        return f"format is {_short(record.get('format'))}"
+        return f"format is {short_repr(record.get('format'))}"
     for key in ("submission", "profile"):
         if not isinstance(record.get(key), str) or not record[key]:
             return f"{key} must be a non-empty string"
@@ -87,11 +87,6 @@ def _number_or_none(value: Any) -> bool:
     if value is None:
         return True
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _short(value: Any) -> str:
-    text = repr(value) if not isinstance(value, int) else "an integer"
-    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def cases_sha256(cases: list[str]) -> str:

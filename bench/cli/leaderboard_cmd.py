@@ -67,13 +67,9 @@ def run(args: argparse.Namespace) -> int:
     dataset = None
     if args.predictions_root is not None:
         from bench.data.dataset import load_dataset
+        from bench.data.phantom import dataset_or_default
 
-        root = args.dataset
-        if root is None:
-            from bench.data.phantom import ensure_default_phantom
-
-            root = ensure_default_phantom()
-        dataset = load_dataset(root)
+        dataset = load_dataset(dataset_or_default(args.dataset))
     changed = write_leaderboard(args.results_dir, args.out, args.predictions_root, dataset)
     print(
         f"{args.out}: {len(changed)} file(s) written or removed"

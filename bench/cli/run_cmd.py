@@ -171,11 +171,9 @@ def run(args: argparse.Namespace) -> int:
 
     for name in args.method:
         methods().entry(name)  # an unknown name fails here, with suggestions
-    root = args.dataset
-    if root is None:
-        from bench.data.phantom import ensure_default_phantom
+    from bench.data.phantom import dataset_or_default
 
-        root = ensure_default_phantom()
+    root = dataset_or_default(args.dataset)
     settings = _executor_settings(args)  # a bad option fails before anything reads images
     dataset = load_dataset(root)
     if args.dry_run:

@@ -29,13 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.data.dataset import load_dataset
+    from bench.data.phantom import dataset_or_default
     from bench.submission_score import score_predictions
 
-    root = args.dataset
-    if root is None:
-        from bench.data.phantom import ensure_default_phantom
-
-        root = ensure_default_phantom()
+    root = dataset_or_default(args.dataset)
     dataset = load_dataset(root)
     outcome = score_predictions(args.submission, dataset, args.out or Path("runs") / dataset.name)
     print(outcome.text)

@@ -28,14 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.data.dataset import load_dataset
+    from bench.data.phantom import dataset_or_default
     from bench.io import write_bytes
     from bench.leaderboard.case_figure import case_figure
 
-    root = args.dataset
-    if root is None:
-        from bench.data.phantom import ensure_default_phantom
-
-        root = ensure_default_phantom()
+    root = dataset_or_default(args.dataset)
     dataset = load_dataset(root)
     folder = args.predictions.resolve()
     title = args.title or f"{folder.parent.name}/{folder.name}, case {args.case}"

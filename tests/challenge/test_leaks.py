@@ -72,9 +72,7 @@ def test_an_output_folder_swapped_for_a_link_to_the_labels_hands_in_nothing_of_t
 
 
 @slow
-def test_links_planted_where_the_harness_wrote_are_not_written_through(
-    isolation, challenge_dataset, tmp_path
-):
+def test_links_planted_where_the_harness_wrote_are_not_written_through(challenge_dataset, tmp_path):
     victim_dir = tmp_path / "victim"
     victim_dir.mkdir()
     victim = victim_dir / "results.json"
@@ -101,9 +99,7 @@ def test_links_planted_where_the_harness_wrote_are_not_written_through(
 
 
 @slow
-def test_timing_is_the_harness_own_whatever_the_child_reports(
-    isolation, challenge_dataset, tmp_path
-):
+def test_timing_is_the_harness_own_whatever_the_child_reports(challenge_dataset, tmp_path):
     images = some_images(challenge_dataset, ["p001", "p002"], tmp_path / "images")
     model = write_model(tmp_path / "model", forge_timing_s=2.0, load_sleep_s=2.0)
     record = run_challenge(

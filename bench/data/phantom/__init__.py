@@ -10,6 +10,7 @@ from bench.lazy import lazy_exports
 
 _EXPORTS = {
     "build_phantom": "bench.data.phantom.build",
+    "dataset_or_default": "bench.data.phantom.build",
     "default_cache_dir": "bench.data.phantom.build",
     "ensure_default_phantom": "bench.data.phantom.build",
     "PROFILES": "bench.data.phantom.profiles",

@@ -139,6 +139,11 @@ def default_cache_dir() -> Path:
     return Path(base) / "ncct-stroke-bench"
 
 
+def dataset_or_default(root: str | Path | None) -> Path:
+    """`root` when a command was given a dataset, else the default phantom (built once)."""
+    return Path(root) if root is not None else ensure_default_phantom()
+
+
 def ensure_default_phantom(cache_dir: str | Path | None = None) -> Path:
     """The default (demo) phantom, built once into the cache and reused while its files still
     match the content hash in its manifest; rebuilt (atomically: build aside, then swap) when
