@@ -42,6 +42,8 @@ class LabelledCase:
 
 @dataclass(frozen=True)
 class FoldIds:
+    """The case ids of one fold of the split (`bench.splits.Split` holds every fold's)."""
+
     fold: int
     train: tuple[str, ...]
     train_additional: tuple[str, ...]

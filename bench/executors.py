@@ -39,6 +39,7 @@ from bench.errors import BenchError
 if TYPE_CHECKING:  # `bench --help` imports this module for its defaults: keep it light
     from bench.pipeline import FoldResult, Unit
     from bench.slurm import QueuedJob
+    from bench.splits import Split
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ def run_units(
     dataset_root: Path,
     profile: str,
     workdir: Path,
-    split: Mapping[str, Any],
+    split: Split,
     device: str | None = None,
     entries: Mapping[str, str | None] | None = None,
 ) -> list[UnitOutcome]:
@@ -225,7 +226,7 @@ def run_units(
 
 
 def _finished_earlier(
-    unit: Unit, split: Mapping[str, Any], call: tuple, entry: str | None
+    unit: Unit, split: Split, call: tuple, entry: str | None
 ) -> FoldResult | None:
     """The result of a unit that an earlier run finished (its fold trained, every validation
     case predicted), read here instead of submitting a job that would find nothing to do."""

@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.adapter import FoldCases, FoldIds, LabelledCase, MethodAdapter, Predictor
 from bench.data.dataset import Dataset
@@ -38,6 +38,9 @@ from bench.errors import BenchError, MethodFailed
 from bench.io import remove_stale_temporaries, write_json
 from bench.predictions import is_finished, output_paths
 from bench.profiles import Profile, get_profile
+
+if TYPE_CHECKING:
+    from bench.splits import Split
 
 log = logging.getLogger(__name__)
 
@@ -144,15 +147,15 @@ class Unit:
 
 
 def plan_units(
-    methods: Sequence[str], split: Mapping[str, Any], folds: Sequence[int] | None = None
+    methods: Sequence[str], split: Split, folds: Sequence[int] | None = None
 ) -> list[Unit]:
     """The units of a run, method by method; a fold the split lacks is an error."""
     folds = checked_folds(split, folds)
     return [Unit(method, fold) for method in methods for fold in folds]
 
 
-def checked_folds(split: Mapping[str, Any], folds: Sequence[int] | None) -> list[int]:
-    all_folds = [int(f["fold"]) for f in split["folds"]]
+def checked_folds(split: Split, folds: Sequence[int] | None) -> list[int]:
+    all_folds = [f.fold for f in split.folds]
     folds = list(all_folds if folds is None else folds)
     unknown = sorted(set(folds) - set(all_folds))
     if unknown:
@@ -170,17 +173,15 @@ class UnitStatus:
     to_predict: tuple[str, ...]
 
 
-def unit_status(unit: Unit, split: Mapping[str, Any], workdir: Path, profile: str) -> UnitStatus:
-    from bench.splits import fold_ids
-
+def unit_status(unit: Unit, split: Split, workdir: Path, profile: str) -> UnitStatus:
     layout = RunLayout(Path(workdir), unit.method, profile)
-    val = fold_ids(split, unit.fold).val
+    val = split.fold_ids(unit.fold).val
     done = tuple(c for c in val if is_finished(layout.predictions_dir, c))
     todo = tuple(c for c in val if c not in done)
     return UnitStatus(unit, layout.fold_marker(unit.fold).is_file(), done, todo)
 
 
-def holdout_ids(split: Mapping[str, Any], fold: int, share: float) -> tuple[str, ...]:
+def holdout_ids(split: Split, fold: int, share: float) -> tuple[str, ...]:
     """The first scans of about `share` of the fold's training patients, held out from
     training to choose the fold's postprocessing on (`bench.runner.postprocess`).
 
@@ -190,16 +191,15 @@ def holdout_ids(split: Mapping[str, Any], fold: int, share: float) -> tuple[str,
     """
     import numpy as np
 
-    from bench.splits import STRATA, fold_ids
+    from bench.splits import STRATA
 
     if share <= 0:
         return ()
-    train = sorted(fold_ids(split, fold).train)
-    strata = split.get("strata", {})
-    rng = np.random.default_rng([int(split.get("seed", 0)), fold, 17])
+    train = sorted(split.fold_ids(fold).train)
+    rng = np.random.default_rng([split.seed, fold, 17])
     order: list[str] = []
     for stratum in (*STRATA, None):
-        members = [c for c in train if strata.get(c) == stratum]
+        members = [c for c in train if split.strata.get(c) == stratum]
         order += [members[i] for i in rng.permutation(len(members))]
     step = max(1, round(1.0 / share))
     return tuple(sorted(order[step // 2 :: step]))
@@ -207,7 +207,7 @@ def holdout_ids(split: Mapping[str, Any], fold: int, share: float) -> tuple[str,
 
 def fold_cases(
     dataset: Dataset,
-    split: Mapping[str, Any],
+    split: Split,
     fold: int,
     cache_dir: Path | None = None,
     holdout_share: float = 0.0,
@@ -218,8 +218,6 @@ def fold_cases(
     held-out patients' additional scans), in `train` as in `split`, so that a method that
     prepares all folds at once (nnU-Net) never trains on them either.
     """
-    from bench.splits import every_fold, fold_ids
-
     reference = dataset.reference_rater
     every = {
         case.id: LabelledCase(case.id, case.patient, case.image, case.labels[reference])
@@ -236,8 +234,8 @@ def fold_cases(
             ids.val,
         )
 
-    folds = tuple(without_holdout(f) for f in every_fold(split))
-    mine = without_holdout(fold_ids(split, fold))  # a fold the split lacks: InputError
+    folds = tuple(without_holdout(f) for f in split.folds)
+    mine = without_holdout(split.fold_ids(fold))  # a fold the split lacks: InputError
     return FoldCases(
         fold=fold,
         train=tuple(every[i] for i in mine.train),
@@ -256,7 +254,7 @@ def run_method(
     profile: str | Profile,
     workdir: Path,
     folds: Sequence[int] | None = None,
-    split: Mapping[str, Any] | None = None,
+    split: Split | None = None,
     progress: bool = True,
     device: str | None = None,
 ) -> RunResult:
@@ -266,7 +264,7 @@ def run_method(
 
     profile = get_profile(profile)
     adapter, name = _adapter(method)
-    split = split or load_split(dataset)
+    split = load_split(dataset) if split is None else split
     folds = checked_folds(split, folds)
     claim_workdir(workdir, dataset)
     layout = RunLayout(Path(workdir), name, profile.name)
@@ -473,7 +471,7 @@ class ScoreReport:
     text: str
 
 
-def score_run(result: RunResult, dataset: Dataset, split: Mapping[str, Any]) -> ScoreReport:
+def score_run(result: RunResult, dataset: Dataset, split: Split) -> ScoreReport:
     """Score every finished prediction against every rater; with all folds done, the study.
 
     The evaluator (`bench.evaluate.score_study`) caches per-case scores under
@@ -481,7 +479,6 @@ def score_run(result: RunResult, dataset: Dataset, split: Mapping[str, Any]) -> 
     """
 
     from bench.evaluate import score_study
-    from bench.splits import validated_cases
 
     layout = result.layout
     predicted = [c.id for c in dataset.cases if is_finished(layout.predictions_dir, c.id)]
@@ -492,7 +489,7 @@ def score_run(result: RunResult, dataset: Dataset, split: Mapping[str, Any]) -> 
         cache_dir=layout.scores_dir,
         cases=predicted,
     )
-    validated = set(validated_cases(split))
+    validated = set(split.validated_cases())
     missing = sorted(validated - set(predicted))
     if missing:
         text = (
@@ -519,9 +516,7 @@ def _calibration(dataset: Dataset, predictions: Path, cases: list[str]) -> dict[
     return {k: to_json(v) for k, v in dataset_calibration(dataset, predictions, cases).items()}
 
 
-def _run_metadata(
-    result: RunResult, split: Mapping[str, Any], validated: list[str]
-) -> dict[str, Any]:
+def _run_metadata(result: RunResult, split: Split, validated: list[str]) -> dict[str, Any]:
     """What only `bench run` knows of its results: timing, hashes, choices, curves."""
     from bench.io import sha256_file
     from bench.provenance import hardware
@@ -529,8 +524,8 @@ def _run_metadata(
 
     records = {r["case"]: r for r in _records(result.layout.predictions_dir, validated)}
     train, curves, postprocessing = {}, {}, {}
-    for fold in split["folds"]:
-        k = int(fold["fold"])
+    for fold in split.folds:
+        k = fold.fold
         marker = result.layout.fold_marker(k)
         if marker.is_file():
             done = json.loads(marker.read_text(encoding="utf-8"))
@@ -543,7 +538,7 @@ def _run_metadata(
             postprocessing[str(k)] = json.loads(choice.read_text(encoding="utf-8"))
     peak = [r["peak_device_mb"] or r["peak_rss_mb"] for r in records.values()]
     return {
-        "split_sha256": split["split_sha256"],
+        "split_sha256": split.split_sha256,
         "profile": result.profile.name,
         "adapter_version": _adapter(result.method)[0].version,
         "hardware": {

@@ -76,7 +76,7 @@ def score_predictions(submission: Path, dataset: Dataset, out_dir: Path) -> Scor
     from bench.io import sha256_file
     from bench.provenance import hardware
     from bench.recording import record_results
-    from bench.splits import load_split, validated_cases
+    from bench.splits import load_split
     from bench.stats.tables import table2
     from bench.submissions import validate_manifest
 
@@ -90,7 +90,7 @@ def score_predictions(submission: Path, dataset: Dataset, out_dir: Path) -> Scor
     if not folder.is_dir():
         raise InputError(f"entry {manifest.entry!r} is not a folder of predictions", file=folder)
     split = load_split(dataset)
-    validated = validated_cases(split)
+    validated = split.validated_cases()
     check_plain_files(Path(submission), folder)
     check_predictions(dataset, folder, validated)
     per_case = score_study(  # only the validated cases: extra scans are never predicted
@@ -100,7 +100,7 @@ def score_predictions(submission: Path, dataset: Dataset, out_dir: Path) -> Scor
         cases=validated,
     )
     run = {
-        "split_sha256": split["split_sha256"],
+        "split_sha256": split.split_sha256,
         "profile": str(manifest.extra.get("profile", DEFAULT_PROFILE)),
         "adapter_version": str(manifest.extra.get("version", "1")),
         # The masks were made elsewhere: this machine only scored them.

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from bench.data.dataset import Case, Dataset
 from bench.errors import InputError
-from bench.splits import STRATA, load_split, make_split, stratify, write_split
+from bench.splits import STRATA, Split, load_split, make_split, split_hash, stratify, write_split
 
 
 def in_memory_dataset(scans_per_patient: list[int], root: Path = Path("/nonexistent")) -> Dataset:
@@ -37,26 +37,25 @@ def test_split_invariants(scans, data, seed, n_folds):
     split = make_split(dataset, n_folds=n_folds, seed=seed, volumes_ml=volumes)
     patient_of = {c.id: c.patient for c in dataset.cases}
 
-    validated = Counter(case for fold in split["folds"] for case in fold["val"])
+    validated = Counter(case for fold in split.folds for case in fold.val)
     assert validated == Counter(first), "every first scan validated exactly once"
+    assert [fold.fold for fold in split.folds] == list(range(n_folds))
 
-    for fold in split["folds"]:
-        val_patients = {patient_of[c] for c in fold["val"]}
-        train_patients = {patient_of[c] for c in fold["train"] + fold["train_additional"]}
+    for fold in split.folds:
+        val_patients = {patient_of[c] for c in fold.val}
+        train_patients = {patient_of[c] for c in fold.train + fold.train_additional}
         assert not val_patients & train_patients, "no patient in train and val of one fold"
-        assert all(dataset.case(c).scan_index > 0 for c in fold["train_additional"])
-        assert all(dataset.case(c).scan_index == 0 for c in fold["train"])
+        assert all(dataset.case(c).scan_index > 0 for c in fold.train_additional)
+        assert all(dataset.case(c).scan_index == 0 for c in fold.train)
         expected_additional = {
             c.id for c in dataset.cases if c.scan_index > 0 and c.patient not in val_patients
         }
-        assert set(fold["train_additional"]) == expected_additional
+        assert set(fold.train_additional) == expected_additional
 
     for stratum in STRATA:
-        counts = [
-            sum(split["strata"][c] == stratum for c in fold["val"]) for fold in split["folds"]
-        ]
+        counts = [sum(split.strata[c] == stratum for c in fold.val) for fold in split.folds]
         assert max(counts) - min(counts) <= 1, f"stratum {stratum} balanced within one case"
-    sizes = [len(fold["val"]) for fold in split["folds"]]
+    sizes = [len(fold.val) for fold in split.folds]
     assert max(sizes) - min(sizes) <= 1
 
 
@@ -65,9 +64,12 @@ def test_split_invariants(scans, data, seed, n_folds):
 def test_same_seed_same_bytes(scans, seed):
     dataset = in_memory_dataset(scans)
     volumes = {c.id: float(i % 7) for i, c in enumerate(dataset.cases) if c.scan_index == 0}
-    one = json.dumps(make_split(dataset, seed=seed, volumes_ml=volumes), sort_keys=True)
-    two = json.dumps(make_split(dataset, seed=seed, volumes_ml=volumes), sort_keys=True)
+    split = make_split(dataset, seed=seed, volumes_ml=volumes)
+    one = json.dumps(split.to_dict(), sort_keys=True)
+    two = json.dumps(make_split(dataset, seed=seed, volumes_ml=volumes).to_dict(), sort_keys=True)
     assert one == two
+    assert Split.from_dict(json.loads(one)) == split, "the document round-trips"
+    assert split.split_sha256 == split_hash(json.loads(one)) == json.loads(one)["split_sha256"]
 
 
 def test_strata_by_hand():
@@ -97,10 +99,43 @@ def test_split_file_round_trip_and_mismatch(tiny_dataset):
         load_split(tiny_dataset)
 
 
+def _valid(dataset: Dataset) -> dict:
+    return make_split(dataset, n_folds=2).to_dict()
+
+
+def _rehashed(document: dict) -> dict:
+    return {**document, "split_sha256": split_hash(document)}
+
+
+MALFORMED = {
+    "a list": lambda _: [],
+    "no fields": lambda _: {},
+    "no folds": lambda d: _rehashed({k: v for k, v in _valid(d).items() if k != "folds"}),
+    "a fold not an object": lambda d: _rehashed({**_valid(d), "folds": [0, 1]}),
+    "val not a list": lambda d: _rehashed(
+        {**_valid(d), "folds": [{**f, "val": "p000"} for f in _valid(d)["folds"]]}
+    ),
+    "seed a boolean": lambda d: _rehashed({**_valid(d), "seed": True}),
+    "another format": lambda d: _rehashed({**_valid(d), "format_version": 2}),
+    "folds out of order": lambda d: _rehashed({**_valid(d), "folds": _valid(d)["folds"][::-1]}),
+    "an extra field": lambda d: _rehashed({**_valid(d), "note": "hand-made"}),
+}
+
+
+@pytest.mark.parametrize("kind", MALFORMED)
+def test_a_malformed_split_file_is_one_line_naming_it(tiny_dataset, kind):
+    path = tiny_dataset.root / "splits.json"
+    path.write_text(json.dumps(MALFORMED[kind](tiny_dataset)), encoding="utf-8")
+    with pytest.raises(InputError) as error:
+        load_split(tiny_dataset)
+    assert str(error.value).startswith(f"{path}: is not a split file: ")
+    assert "\n" not in str(error.value)
+
+
 def test_reference_volumes_drive_the_strata(tiny_dataset):
     split = make_split(tiny_dataset)
     # lesion = 2 slices x size^2 voxels of 2x2x5 mm (0.02 ml); size = patient % 4
-    assert split["strata"] == {
+    assert split.strata == {
         "p000": "empty",
         "p001": "small",
         "p002": "large",  # median of (2, 8, 18, 2) voxels is 5

@@ -85,7 +85,8 @@ class NnUNetAdapter(MethodAdapter):
             plan_and_preprocess(
                 workspace, self.configuration, get_profile(profile), self.input_channels
             )
-            write_splits_final(workspace, self.splits_final(train_cases))
+            folds = sorted(train_cases.split, key=lambda f: f.fold)
+            write_splits_final(workspace, folds, self.use_additional_scans)
         elapsed = time.perf_counter() - started
         log.info("nnU-Net dataset of %d cases ready in %.1f s", len(cases), elapsed)
         return workspace
@@ -96,17 +97,6 @@ class NnUNetAdapter(MethodAdapter):
         if self.use_additional_scans:
             ids |= {i for f in cases.split for i in f.train_additional}
         return [cases.all_cases[i] for i in sorted(ids)]
-
-    def splits_final(self, cases: FoldCases) -> list[dict]:
-        extra = self.use_additional_scans
-        return [
-            {
-                "fold": f.fold,
-                "train": [*f.train, *(f.train_additional if extra else ())],
-                "val": list(f.val),
-            }
-            for f in sorted(cases.split, key=lambda f: f.fold)
-        ]
 
     def _train(self, workspace, fold: int, profile: Profile) -> None:
         """Train one fold, continuing from nnU-Net's latest checkpoint when there is one."""

@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.adapter import LabelledCase, channel_files
+from bench.adapter import FoldIds, LabelledCase, channel_files
 from bench.errors import BenchError
 from bench.io import atomic_path, sha256_file, write_json
 
@@ -224,17 +224,21 @@ def _link(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
-def write_splits_final(workspace: Workspace, folds: Sequence[Mapping[str, Sequence[str]]]) -> Path:
-    """The fixed split as nnU-Net's splits_final.json: folds in order, 0..n-1, no gaps.
+def write_splits_final(
+    workspace: Workspace, folds: Sequence[FoldIds], with_additional: bool = False
+) -> Path:
+    """The fixed split as nnU-Net's splits_final.json: folds in order, 0..n-1, no gaps; with
+    `with_additional`, each fold trains on its patients' additional scans too.
 
     nnU-Net silently falls back to a random 80:20 split when a fold is missing; the bench
     trainer refuses instead (see `BenchTrainer.do_split`), and this file must be complete.
     """
     entries = []
     for expected, fold in enumerate(folds):
-        if fold["fold"] != expected:
-            raise BenchError(f"the split's folds must be numbered 0..n-1; found {fold['fold']}")
-        entries.append({"train": sorted(fold["train"]), "val": sorted(fold["val"])})
+        if fold.fold != expected:
+            raise BenchError(f"the split's folds must be numbered 0..n-1; found {fold.fold}")
+        train = (*fold.train, *(fold.train_additional if with_additional else ()))
+        entries.append({"train": sorted(train), "val": sorted(fold.val)})
     path = workspace.preprocessed_dataset / "splits_final.json"
     write_json(entries, path)
     return path

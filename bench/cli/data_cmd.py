@@ -69,7 +69,7 @@ def run_split(args: argparse.Namespace) -> int:
     existing = dataset.root / SPLITS_NAME
     if existing.is_file() and not args.force:
         try:
-            same = load_split(dataset)["split_sha256"] == split["split_sha256"]
+            same = load_split(dataset).split_sha256 == split.split_sha256
         except InputError:
             same = False
         if not same:
@@ -79,14 +79,14 @@ def run_split(args: argparse.Namespace) -> int:
             )
     path = write_split(dataset, split)
     rows = []
-    for fold in split["folds"]:
-        strata = [split["strata"][case] for case in fold["val"]]
+    for fold in split.folds:
+        strata = [split.strata[case] for case in fold.val]
         rows.append(
             (
-                fold["fold"],
-                len(fold["train"]),
-                len(fold["train_additional"]),
-                len(fold["val"]),
+                fold.fold,
+                len(fold.train),
+                len(fold.train_additional),
+                len(fold.val),
                 strata.count("empty"),
                 strata.count("small"),
                 strata.count("large"),
@@ -94,5 +94,5 @@ def run_split(args: argparse.Namespace) -> int:
         )
     headers = ("fold", "train", "extra scans", "val", "val empty", "val small", "val large")
     print(tabulate(rows, headers=headers))
-    print(f"wrote {path} (split_sha256 {split['split_sha256'][:12]})")
+    print(f"wrote {path} (split_sha256 {split.split_sha256[:12]})")
     return 0

@@ -140,27 +140,29 @@ def _validated_cases(dataset, predictions: Path) -> tuple[list[str] | None, str]
     """
     from bench.data.dataset import SPLITS_NAME
     from bench.evaluate.loading import nifti_files
-    from bench.splits import load_split, validated_cases
+    from bench.splits import load_split
 
     if not (dataset.root / SPLITS_NAME).is_file():
         return None, ""
     predicted = set(nifti_files(predictions))
     if predicted >= {case.id for case in dataset.cases}:  # every case, not a run's: score all
         return None, ""
-    cases, covered, absent = [], [], []
-    for fold in load_split(dataset)["folds"]:
-        missing = [case for case in fold["val"] if case not in predicted]
-        if missing and len(missing) < len(fold["val"]):
+    split = load_split(dataset)
+    cases: list[str] = []
+    covered, absent = [], []
+    for fold in split.folds:
+        missing = [case for case in fold.val if case not in predicted]
+        if missing and len(missing) < len(fold.val):
             raise InputError(
-                f"no prediction for this case, a validation case of fold {fold['fold']} "
-                f"(predicted for {len(fold['val']) - len(missing)} of its {len(fold['val'])})",
+                f"no prediction for this case, a validation case of fold {fold.fold} "
+                f"(predicted for {len(fold.val) - len(missing)} of its {len(fold.val)})",
                 missing[0],
                 predictions / f"{missing[0]}.nii.gz",
             )
-        (absent if missing else covered).append(str(fold["fold"]))
-        cases += [] if missing else fold["val"]
+        (absent if missing else covered).append(str(fold.fold))
+        cases += [] if missing else fold.val
     if not covered:  # no fold at all: name the first case, as for any missing prediction
-        return validated_cases(load_split(dataset)), ""
+        return split.validated_cases(), ""
     note = f"the validation cases of fold {', '.join(covered)}"
     if absent:
         note += f"; fold {', '.join(absent)} not predicted"

@@ -385,9 +385,7 @@ def _print_plan(args: argparse.Namespace, dataset, split, workdir: Path) -> None
         )
     headers = ("method", "fold", "trained", "predicted", "to predict", "would run")
     print(tabulate(rows, headers=headers))
-    from bench.splits import validated_cases
-
-    validated = set(validated_cases(split))
+    validated = set(split.validated_cases())
     planned = {unit.fold for unit in units}
     for name in args.method:
         if args.no_score:

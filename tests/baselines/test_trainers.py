@@ -8,12 +8,13 @@ import pytest
 
 from baselines.nnunet.trainers import BenchTrainer
 from baselines.nnunet.workspace import Workspace, write_splits_final
+from bench.adapter import FoldIds
 from bench.errors import BenchError
 
 
 def test_a_fold_missing_from_splits_final_is_an_error_not_a_random_split(tmp_path):
     workspace = Workspace(tmp_path)
-    write_splits_final(workspace, [{"fold": 0, "train": ["a"], "val": ["b"]}])
+    write_splits_final(workspace, [FoldIds(0, ("a",), ("a2",), ("b",))])
     trainer = SimpleNamespace(
         preprocessed_dataset_folder_base=str(workspace.preprocessed_dataset), fold=1
     )
@@ -21,8 +22,10 @@ def test_a_fold_missing_from_splits_final_is_an_error_not_a_random_split(tmp_pat
         BenchTrainer.do_split(trainer)
     trainer.fold = 0
     assert BenchTrainer.do_split(trainer) == (["a"], ["b"])
+    write_splits_final(workspace, [FoldIds(0, ("a",), ("a2",), ("b",))], with_additional=True)
+    assert BenchTrainer.do_split(trainer) == (["a", "a2"], ["b"])
     with pytest.raises(BenchError, match="numbered 0..n-1"):
-        write_splits_final(workspace, [{"fold": 1, "train": [], "val": []}])
+        write_splits_final(workspace, [FoldIds(1, (), (), ())])
 
 
 @pytest.mark.parametrize(

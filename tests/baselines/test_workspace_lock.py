@@ -129,7 +129,7 @@ def test_two_folds_preparing_one_workspace_at_once_both_succeed(head_dataset, tm
     assert sum(count for _, _, count in outcomes) == 1  # the second found the work done
     workspace = Workspace(workdir / "nnunet")
     split = load_split(head_dataset)
-    expected = sorted({c for fold in split["folds"] for c in (*fold["train"], *fold["val"])})
+    expected = sorted({c for fold in split.folds for c in (*fold.train, *fold.val)})
     data = workspace.preprocessed_dataset / "nnUNetPlans_3d_fullres"
     stored = sorted(p.name for p in data.iterdir())
     assert stored == sorted(f"{c}{s}" for c in expected for s in (".b2nd", ".pkl", "_seg.b2nd"))
@@ -137,4 +137,4 @@ def test_two_folds_preparing_one_workspace_at_once_both_succeed(head_dataset, tm
     key = preparation_key(workspace, "3d_fullres", get_profile("smoke"))
     assert json.loads(marker.read_text(encoding="utf-8")) == json.loads(json.dumps(key))
     splits = json.loads((workspace.preprocessed_dataset / "splits_final.json").read_bytes())
-    assert [f["val"] for f in splits] == [sorted(f["val"]) for f in split["folds"]]
+    assert [f["val"] for f in splits] == [sorted(f.val) for f in split.folds]

@@ -42,7 +42,7 @@ def core_runs(tmp_path_factory) -> dict[str, dict]:
     predictions, masks = work / "predictions", work / "submission" / "masks"
     masks.mkdir(parents=True)
     shutil.copytree(dataset.root / "labels" / "C", predictions)
-    for case in (c for fold in split["folds"] for c in fold["val"]):
+    for case in split.validated_cases():
         shutil.copy(predictions / f"{case}.nii.gz", masks)
     (work / "submission" / "submission.toml").write_text(
         'name = "core_check"\nauthors = ["CI"]\ncontact = "ci@example.org"\n'

@@ -232,7 +232,7 @@ def test_finished_units_are_not_submitted(dataset, tmp_path, monkeypatch):
 
     assert len(slurm_.calls("sbatch")) == 1  # fold 1 only
     assert fold0.attempts == 0 and not fold0.result.trained_now
-    assert fold0.result.skipped == load_split(dataset)["folds"][0]["val"]
+    assert fold0.result.skipped == list(load_split(dataset).fold_ids(0).val)
     assert fold1.result == {"job": "100"}
 
 

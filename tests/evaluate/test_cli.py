@@ -92,7 +92,7 @@ def test_study_scores_the_folds_predicted_and_refuses_a_fold_in_part(tmp_path, c
 
     dataset = write_tiny_dataset(tmp_path / "data", n_patients=4, second_scans=(1,))
     write_split(dataset, make_split(dataset, n_folds=2))
-    fold_1 = load_split(dataset)["folds"][1]["val"]
+    fold_1 = load_split(dataset).fold_ids(1).val
     predictions = write_predictions(dataset, tmp_path / "demo")
     for case in [*fold_1, "p001_s1"]:
         (predictions / f"{case}.nii.gz").unlink()  # a run of fold 0 only
@@ -100,7 +100,7 @@ def test_study_scores_the_folds_predicted_and_refuses_a_fold_in_part(tmp_path, c
     argv = ["evaluate", "--dataset", str(dataset.root), "--predictions", str(predictions)]
     argv += ["--out", str(out), "--workers", "1", "--cache", "none"]
     assert bench.cli.main(argv) == 0
-    assert set(pd.read_csv(out)["case"]) == set(load_split(dataset)["folds"][0]["val"])
+    assert set(pd.read_csv(out)["case"]) == set(load_split(dataset).fold_ids(0).val)
     assert "(the validation cases of fold 0; fold 1 not predicted)" in capsys.readouterr().out
     (predictions / f"{fold_1[0]}.nii.gz").write_bytes(b"")  # fold 1 now in part
     assert bench.cli.main(argv) == 2

@@ -39,7 +39,7 @@ from pathlib import Path
 import pytest
 
 from bench.io import check_complete
-from bench.splits import load_split
+from bench.splits import Split, load_split
 from tests.baselines.synthetic import write_head_dataset
 
 pytestmark = pytest.mark.slow
@@ -81,12 +81,12 @@ class Kill:
     phase: str
     opens: str
     closes: str | None
-    ahead: Callable[[Path, dict], bool]
+    ahead: Callable[[Path, Split], bool]
     also: tuple[str, ...] = ()
 
 
-def kills(split: dict, rng: random.Random) -> tuple[Kill, ...]:
-    fold0 = split["folds"][0]["val"]
+def kills(split: Split, rng: random.Random) -> tuple[Kill, ...]:
+    fold0 = split.fold_ids(0).val
     case = rng.choice(fold0)
     return (
         Kill("training fold 0", "preparation starts", "fold 0 trained", not_trained(0)),
@@ -108,17 +108,17 @@ def kills(split: dict, rng: random.Random) -> tuple[Kill, ...]:
     )
 
 
-def not_trained(fold: int) -> Callable[[Path, dict], bool]:
+def not_trained(fold: int) -> Callable[[Path, Split], bool]:
     return lambda root, split: not next(root.glob(f"{CHECKPOINTS}/fold_{fold}/*final.pth"), None)
 
 
-def predicted(root: Path, split: dict, fold: int) -> bool:
-    cases = split["folds"][fold]["val"]
+def predicted(root: Path, split: Split, fold: int) -> bool:
+    cases = split.fold_ids(fold).val
     return all((root / PREDICTIONS / "records" / f"{c}.json").is_file() for c in cases)
 
 
-def not_scored(root: Path, split: dict) -> bool:
-    cases = {c for fold in split["folds"] for c in fold["val"]}
+def not_scored(root: Path, split: Split) -> bool:
+    cases = split.validated_cases()
     return not all((root / SCORES / f"{c}.json").is_file() for c in cases)
 
 
@@ -207,7 +207,7 @@ def test_bench_run_killed_in_every_phase_resumes_to_the_uninterrupted_result(hea
     rng = random.Random(SEED)
     chain_of_kills = kills(split, rng)
     events = {**EVENTS}
-    for case in (c for fold in split["folds"] for c in fold["val"]):
+    for case in split.validated_cases():
         events[f"{case} mask being written"] = f"{PREDICTIONS}/.{case}.nii.gz.*.tmp.nii.gz"
         events[f"{case} probability written"] = f"{PREDICTIONS}/probabilities/{case}.nii.gz"
         events[f"{case} predicted"] = f"{PREDICTIONS}/records/{case}.json"
@@ -298,7 +298,7 @@ def kill_after(run: Run, events: list[tuple[str, str]], delay: float) -> int:
     return run.kill()
 
 
-def where_it_stopped(root: Path, split: dict, run: Run) -> str:
+def where_it_stopped(root: Path, split: Split, run: Run) -> str:
     """The phase the files say the run was in when it died."""
     models = root / "work" / "models" / METHOD / PROFILE
     records = root / "work" / "predictions" / METHOD / PROFILE / "records"
@@ -306,7 +306,7 @@ def where_it_stopped(root: Path, split: dict, run: Run) -> str:
         if not (models / f"fold_{fold}.done.json").is_file():
             prepared = list(models.glob("nnunet/preprocessed/*/prepared_*.json"))
             return f"training fold {fold}" if prepared or fold else "preparing nnU-Net's data"
-        if not all((records / f"{case}.json").is_file() for case in split["folds"][fold]["val"]):
+        if not all((records / f"{case}.json").is_file() for case in split.fold_ids(fold).val):
             return f"inference fold {fold}"
     results = list((root / "work" / "results").glob("*.json"))
     if not results or results[0].stat().st_mtime_ns < run.started_ns:

@@ -122,7 +122,7 @@ def test_failed_units_are_retried_reported_and_do_not_stop_the_others(
     attempts = recovered.joinpath("fold_0.attempts").read_text(encoding="utf-8").split()
     assert len(set(attempts)) == 2 and (recovered / "fold_0.done.json").is_file()
     predictions = tmp_path / "work" / "predictions" / "exec_fails_once" / "smoke"
-    val = load_split(dataset)["folds"][0]["val"]
+    val = load_split(dataset).fold_ids(0).val
     assert all(is_finished(predictions, case) for case in val)
 
 
@@ -143,7 +143,7 @@ def test_inline_a_method_that_raises_is_one_line_and_the_next_method_runs(
     ]
     assert "Traceback" not in captured.err
     predictions = tmp_path / "work" / "predictions" / "exec_bright" / "smoke"
-    every_case = [c for fold in load_split(dataset)["folds"] for c in fold["val"]]
+    every_case = load_split(dataset).validated_cases()
     assert all(is_finished(predictions, case) for case in every_case)
     assert "results:" in captured.out  # the method after the failed one was run and scored
 
@@ -163,8 +163,8 @@ def test_run_unit_trains_and_predicts_one_fold(dataset, tmp_path):
     finally:  # run_unit registered it, as a child process would
         if "exec_unregistered" in methods():
             methods().unregister("exec_unregistered")
-    val = load_split(dataset)["folds"][1]["val"]
-    assert result.fold == 1 and result.trained_now and result.predicted == val
+    val = load_split(dataset).fold_ids(1).val
+    assert result.fold == 1 and result.trained_now and result.predicted == list(val)
     assert (tmp_path / "models" / "exec_unregistered" / "smoke" / "fold_1.done.json").is_file()
 
 
@@ -181,7 +181,7 @@ def test_plan_units_is_method_by_method_and_refuses_unknown_folds(dataset):
 def test_dry_run_prints_each_units_state_and_runs_nothing(dataset, test_methods, tmp_path, capsys):
     work = tmp_path / "work"
     split = load_split(dataset)
-    val0 = split["folds"][0]["val"]
+    val0 = split.fold_ids(0).val
     assert bench_run(dataset, work, "--method", "exec_bright", "--folds", "0", "--no-score") == 0
     record = work / "predictions" / "exec_bright" / "smoke" / "records" / f"{val0[0]}.json"
     record.unlink()  # as if killed while writing that case
@@ -193,7 +193,7 @@ def test_dry_run_prints_each_units_state_and_runs_nothing(dataset, test_methods,
     out = capsys.readouterr().out.splitlines()
     assert sorted(p for p in work.rglob("*")) == before  # nothing written, no slurm needed
     rows = [line.split() for line in out if line.startswith("exec_")]
-    n0, n1 = len(val0), len(split["folds"][1]["val"])
+    n0, n1 = len(val0), len(split.fold_ids(1).val)
     assert rows[:4] == [
         ["exec_bright", "0", "yes", str(n0 - 1), "1", "predict"],
         ["exec_bright", "1", "no", "0", str(n1), "train", "+", "predict"],

@@ -88,7 +88,7 @@ def test_the_holdout_is_some_of_the_folds_training_patients_and_nobody_trains_on
     split = load_split(dataset)
     for fold in (0, 1):
         held = holdout_ids(split, fold, 0.34)
-        train = set(split["folds"][fold]["train"])
+        train = set(split.fold_ids(fold).train)
         assert held and set(held) <= train and held == holdout_ids(split, fold, 0.34)
         assert len(held) == round(len(train) / 3) or len(held) == len(train) // 3 + 1
         cases = fold_cases(dataset, split, fold, holdout_share=0.34)

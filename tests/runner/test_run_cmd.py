@@ -42,6 +42,13 @@ def test_workdir_of_another_dataset(dataset, capsys, tmp_path):
     assert code == 2 and len(err) == 1 and "holds a run of dataset" in err[0]
 
 
+def test_malformed_split_file(dataset, capsys):
+    path = dataset.root / "splits.json"
+    path.write_text('{"format_version": 1, "folds": {}}', encoding="utf-8")
+    code, err = run(["--method", "nnunet3d", "--dataset", str(dataset.root), "--dry-run"], capsys)
+    assert code == 2 and err == [f"error: {path}: is not a split file: dataset_name is missing"]
+
+
 def test_malformed_folds(dataset, capsys):
     with pytest.raises(SystemExit) as exit_info:
         bench.cli.main(["run", "--method", "nnunet3d", "--folds", "a,b"])

@@ -30,7 +30,7 @@ def write_submission(folder, dataset):
     (folder / "predictions").mkdir(parents=True)
     (folder / "submission.toml").write_text(MANIFEST, encoding="utf-8")
     split = load_split(dataset)
-    for case in sorted({c for f in split["folds"] for c in f["val"]}):
+    for case in split.validated_cases():
         shutil.copy(dataset.case(case).labels["B"], folder / "predictions" / f"{case}.nii.gz")
     return folder
 
@@ -70,11 +70,7 @@ def test_additional_scans_need_no_prediction(tmp_path):
     """The phantom has extra scans (trained on, never validated): a complete submission of
     the validation cases must score (it was refused as missing the extra scans' masks)."""
     dataset = with_additional_scan(tmp_path / "data")
-    assert (
-        "c000_s1"
-        in load_split(dataset)["folds"][0]["train_additional"]
-        + load_split(dataset)["folds"][1]["train_additional"]
-    )
+    assert "c000_s1" in {c for fold in load_split(dataset).folds for c in fold.train_additional}
     folder = write_submission(tmp_path / "given_masks", dataset)
     outcome = score_predictions(folder, dataset, tmp_path / "out")
     cases = set(load_results(outcome.results_path).per_case.to_frame()["case"])

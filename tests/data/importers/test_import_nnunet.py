@@ -34,7 +34,7 @@ def test_import_links_pixels_validates_and_splits(tmp_path):
     assert image.is_symlink()
     assert os.readlink(image) == str((source / "imagesTr" / "c1_0000.nii.gz").resolve())
     assert (tmp_path / "out" / "labels" / "A" / "c3.nii.gz").is_symlink()
-    assert load_split(dataset)["n_folds"] == 5
+    assert load_split(dataset).n_folds == 5
     assert dataset.case("c1").meta["source"] == "imagesTr/c1_0000.nii.gz"
 
     # one patient per case; volumes: 2 * side^2 voxels of 0.8 * 0.8 * 5 mm^3
@@ -71,7 +71,7 @@ def test_patients_and_rater_name_from_options(tmp_path):
     assert dataset.case("c2").patient == "p1" and dataset.case("c2").scan_index == 1
     assert result.summary.n_patients == 4
     split = load_split(dataset)
-    assert all("c2" not in fold["val"] for fold in split["folds"])
+    assert all("c2" not in fold.val for fold in split.folds)
 
 
 def test_multi_class_labels_are_merged_into_a_binary_mask(tmp_path):
