@@ -17,8 +17,12 @@ import contextlib
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.cli.publishing import add_publish_arguments, publish
+
+if TYPE_CHECKING:
+    from bench.splits import Split
 
 
 def _folds(text: str) -> list[int]:
@@ -213,7 +217,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_inline(args: argparse.Namespace, dataset, split, workdir: Path) -> tuple[list, list[str]]:
+def _run_inline(
+    args: argparse.Namespace, dataset, split: Split, workdir: Path
+) -> tuple[list, list[str]]:
     """Each method in turn, in this process; one whose own code raises is reported as one line
     and the next method still runs (`--debug` raises it with its traceback instead)."""
     from bench.errors import MethodFailed
@@ -266,7 +272,7 @@ def _executor_settings(args: argparse.Namespace):
     )
 
 
-def _run_units(args, settings, dataset, split, workdir):
+def _run_units(args, settings, dataset, split: Split, workdir):
     """Every unit through submitit; (a RunResult per method whose units all finished, and one
     line per failed unit)."""
     import time
@@ -355,7 +361,7 @@ def _print_run(result) -> None:
     print(f"predictions: {result.layout.predictions_dir}")
 
 
-def _print_plan(args: argparse.Namespace, dataset, split, workdir: Path) -> None:
+def _print_plan(args: argparse.Namespace, dataset, split: Split, workdir: Path) -> None:
     """What `bench run` would do; reads the work directory only (no torch, nothing written)."""
     from tabulate import tabulate
 
