@@ -43,9 +43,15 @@ class Split:
     strata: Mapping[str, str]
     folds: tuple[FoldIds, ...]
 
+    def __post_init__(self) -> None:
+        """Freeze `strata` too, and refuse folds that a split file could not hold."""
+        object.__setattr__(self, "strata", MappingProxyType(dict(self.strata)))
+        if [fold.fold for fold in self.folds] != list(range(self.n_folds)):
+            raise ValueError(f"folds must be numbered 0..{self.n_folds - 1} in order")
+
     @property
     def split_sha256(self) -> str:
-        return split_hash(self.to_dict())
+        return self.to_dict()["split_sha256"]
 
     def fold_ids(self, fold: int) -> FoldIds:
         """The train / train_additional / val case ids of one fold; a missing fold is an error."""
@@ -90,10 +96,7 @@ class Split:
             raise ValueError("strata must map case ids to stratum names")
         folds = tuple(_fold_from_dict(entry) for entry in _typed(document, "folds", list))
         _typed(document, "split_sha256", str)
-        split = cls(name, sha256, n_folds, seed, MappingProxyType(dict(strata)), folds)
-        if [fold.fold for fold in split.folds] != list(range(split.n_folds)):
-            raise ValueError(f"folds must be numbered 0..{split.n_folds - 1} in order")
-        return split
+        return cls(name, sha256, n_folds, seed, strata, folds)
 
 
 def reference_volumes_ml(dataset: Dataset) -> dict[str, float]:
@@ -167,7 +170,7 @@ def make_split(
         dataset.content_sha256,
         n_folds,
         seed,
-        MappingProxyType(dict(sorted(strata.items()))),
+        dict(sorted(strata.items())),
         tuple(folds),
     )
 

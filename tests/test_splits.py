@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from pathlib import Path
@@ -97,6 +98,19 @@ def test_split_file_round_trip_and_mismatch(tiny_dataset):
     path.write_text(json.dumps(edited))
     with pytest.raises(InputError, match="edited after it was made"):
         load_split(tiny_dataset)
+
+
+def test_a_split_is_immutable_and_its_folds_numbered_in_order(tiny_dataset):
+    split = make_split(tiny_dataset, n_folds=2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        split.seed = 1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        split.strata["p000"] = "large"  # type: ignore[index]
+    with pytest.raises(ValueError, match=r"numbered 0\.\.2 in order"):
+        dataclasses.replace(split, n_folds=3)
+    assert split.fold_ids(1) is split.folds[1]
+    with pytest.raises(InputError, match=r"no fold 2 \(folds 0\.\.1\)"):
+        split.fold_ids(2)
 
 
 def _valid(dataset: Dataset) -> dict:
