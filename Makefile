@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	# panoptica, the lesion-wise oracle of the tests, caps numpy, pandas and rich below the
 	# versions installed above and works on them: installed without its caps (pyproject: peers).
 	$(PY) -m pip install --quiet --no-deps panoptica==2.1.7
-	$(PY) -m pip install --quiet plotly ruamel.yaml typer
+	$(PY) -m pip install --quiet plotly ruamel.yaml typer connected-components-3d
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -3,7 +3,7 @@
 - `occupied_profiles`: the only pass over the whole volume, both masks of a pair side by side,
   eight voxels at a time (numpy needs a reduction per axis, each a pass).
 - `split_boxes`, `mask_surfaces`: each mask cut into tight boxes at wide empty gaps, then one
-  pass per box for the voxel surface, the surfels and their areas.
+  pass per box for the voxel surface, the surfels and their areas, and its lesions labelled.
 - `prepare_two`: all of the above for two masks in one call; `overlap_in_boxes`: their TP.
 """
 
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from bench.evaluate._components import label_runs
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -257,8 +259,9 @@ def split_boxes(mask, along_z, along_y, along_x, min_gap, max_parts):
 @njit(cache=True, nogil=True)
 def mask_surfaces(mask, boxes, area_of_code):
     """Voxel surface, surfels and surfel areas of a one-byte mask inside its boxes, in global
-    (z, y, x) indices, and its voxel count: the per-box work of `masks.prepare_mask` in one
-    call (one pass over each box).
+    (z, y, x) indices, its voxel count, and its lesions (runs, rows and voxels per lesion:
+    `_components.label_runs`): the per-box work of `masks.prepare_mask` in one call (one
+    pass over each box, and the lesions' runs read from the same padded crop).
 
     `boxes` is (P, 6): inclusive lo (z, y, x) then hi. Each box is copied into a zero-padded
     crop (the boxes are cut at empty gaps, so outside a box the mask is empty near it).
@@ -270,18 +273,29 @@ def mask_surfaces(mask, boxes, area_of_code):
     n_boxes = boxes.shape[0]
     cells = 0
     corner_cells = 0
+    n_rows = 0
+    most_runs = 0  # at most one per two voxels of a row
     for p in range(n_boxes):
         n0 = boxes[p, 3] - boxes[p, 0] + 1
         n1 = boxes[p, 4] - boxes[p, 1] + 1
         n2 = boxes[p, 5] - boxes[p, 2] + 1
         cells += n0 * n1 * n2
         corner_cells += (n0 + 1) * (n1 + 1) * (n2 + 1)
+        n_rows += n0 * n1
+        most_runs += n0 * n1 * ((n2 + 1) // 2)
     voxels = np.empty((3, cells), np.int32)
     corners = np.empty((3, corner_cells), np.int32)
     areas = np.empty(corner_cells)
+    runs = np.empty((most_runs, 3), np.int32)
+    rows = np.empty(n_rows + 1, np.int64)
+    rows[0] = 0
+    lesion_voxels = np.empty(most_runs, np.int64)
     v = 0
     c = 0
     count = 0
+    n_runs = 0
+    row = 0
+    lesions = 0
     for p in range(n_boxes):
         lo0, lo1, lo2 = boxes[p, 0], boxes[p, 1], boxes[p, 2]
         nz = boxes[p, 3] - lo0 + 3
@@ -294,6 +308,10 @@ def mask_surfaces(mask, boxes, area_of_code):
                     on = np.uint8(mask[lo0 + z, lo1 + y, lo2 + x] != 0)
                     padded[z + 1, y + 1, x + 1] = on
                     count += on
+        n_runs, sizes = label_runs(padded, runs, rows, n_runs, row, boxes[p], lesions + 1)
+        lesion_voxels[lesions : lesions + sizes.shape[0]] = sizes
+        lesions += sizes.shape[0]
+        row += (nz - 2) * (ny - 2)
         for z in range(nz - 1):
             for y in range(ny - 1):
                 right = _column(padded, z, y, 0)
@@ -325,7 +343,15 @@ def mask_surfaces(mask, boxes, area_of_code):
                         voxels[1, v] = lo1 + y - 1
                         voxels[2, v] = lo2 + x - 1
                         v += 1
-    return voxels[:, :v].copy(), corners[:, :c].copy(), areas[:c].copy(), count
+    return (
+        voxels[:, :v].copy(),
+        corners[:, :c].copy(),
+        areas[:c].copy(),
+        count,
+        runs[:n_runs].copy(),
+        rows,
+        lesion_voxels[:lesions].copy(),
+    )
 
 
 @njit(cache=True, inline="always")
@@ -355,11 +381,11 @@ def overlap_in_boxes(mask_a, boxes_a, mask_b, boxes_b):
 
 @njit(cache=True, nogil=True)
 def prepare_two(words_a, mask_a, words_b, mask_b, area_of_code, min_gap, max_parts):
-    """Boxes, voxel surface, surfels, surfel areas and voxel count of two one-byte masks of
-    one shape (`masks.prepare_masks`), from one pass over both and one pass per box."""
+    """Boxes, voxel surface, surfels, surfel areas, voxel count and lesions of two one-byte
+    masks of one shape (`masks.prepare_masks`), from one pass over both and one pass per box."""
     z_a, y_a, x_a, z_b, y_b, x_b = occupied_profiles(words_a, mask_a, words_b, mask_b)
     boxes_a = split_boxes(mask_a, z_a, y_a, x_a, min_gap, max_parts)
     boxes_b = split_boxes(mask_b, z_b, y_b, x_b, min_gap, max_parts)
-    vox_a, surf_a, areas_a, n_a = mask_surfaces(mask_a, boxes_a, area_of_code)
-    vox_b, surf_b, areas_b, n_b = mask_surfaces(mask_b, boxes_b, area_of_code)
-    return (boxes_a, vox_a, surf_a, areas_a, n_a), (boxes_b, vox_b, surf_b, areas_b, n_b)
+    found_a = mask_surfaces(mask_a, boxes_a, area_of_code)
+    found_b = mask_surfaces(mask_b, boxes_b, area_of_code)
+    return (boxes_a,) + found_a, (boxes_b,) + found_b

@@ -1,4 +1,5 @@
-"""What the metrics need from one mask, computed once per mask on its own small boxes.
+"""What the metrics need from one mask, computed once per mask on its own small boxes: voxel
+count, surface points and lesions.
 
 Every per-pair cost is proportional to the lesion, never to the scan: the only full-volume work
 is one read of each mask (two masks side by side), which finds its occupied planes. A mask whose
@@ -45,6 +46,11 @@ class PreparedMask:
     voxel_surface: np.ndarray  # (3, N) int32 voxel indices
     surfels: np.ndarray  # (3, M) int32 corner indices
     surfel_areas: np.ndarray  # (M,) float64, mm^2
+    # 26-connected lesions as runs of voxels along x, found inside the boxes (see
+    # `_components`): (R, 3) int32 first x, last x, lesion; where each row's runs start.
+    lesion_runs: np.ndarray = field(repr=False)
+    lesion_rows: np.ndarray = field(repr=False)  # int64
+    lesion_voxels: np.ndarray  # (L,) int64, voxels of lesion 1..L
     bytes_zyx: np.ndarray = field(repr=False)  # the mask as uint8, for the overlap
 
     @property
@@ -114,7 +120,7 @@ def _prepare_two(
     a: np.ndarray, b: np.ndarray, spacing: tuple[float, float, float], areas_of_code: np.ndarray
 ) -> tuple[PreparedMask, PreparedMask]:
     if a.size == 0:  # nothing to read (a zero-length axis)
-        empty = _prepared(a, spacing, np.zeros((0, 6), np.int64), *_NO_SURFACE, 0)
+        empty = _prepared(a, spacing, np.zeros((0, 6), np.int64), *_NOTHING_FOUND)
         return empty, empty
     (words_a, bytes_a), (words_b, bytes_b) = _views(a), _views(b)
     if words_a.dtype != words_b.dtype:  # one kind of view for both
@@ -125,10 +131,21 @@ def _prepare_two(
     return _prepared(a, spacing, *found_a), _prepared(b, spacing, *found_b)
 
 
-_NO_SURFACE = (np.zeros((3, 0), np.int32), np.zeros((3, 0), np.int32), np.zeros(0))
+# What `_kernels.mask_surfaces` finds in an empty mask.
+_NOTHING_FOUND = (
+    np.zeros((3, 0), np.int32),
+    np.zeros((3, 0), np.int32),
+    np.zeros(0),
+    0,
+    np.zeros((0, 3), np.int32),
+    np.zeros(1, np.int64),
+    np.zeros(0, np.int64),
+)
 
 
-def _prepared(mask, spacing, boxes, voxel_surface, surfels, areas, voxels) -> PreparedMask:
+def _prepared(
+    mask, spacing, boxes, voxel_surface, surfels, areas, voxels, runs, rows, lesion_voxels
+) -> PreparedMask:
     return PreparedMask(
         shape_zyx=tuple(mask.shape),  # type: ignore[arg-type]
         spacing_zyx_mm=spacing,
@@ -137,6 +154,9 @@ def _prepared(mask, spacing, boxes, voxel_surface, surfels, areas, voxels) -> Pr
         voxel_surface=voxel_surface,
         surfels=surfels,
         surfel_areas=areas,
+        lesion_runs=runs,
+        lesion_rows=rows,
+        lesion_voxels=lesion_voxels,
         bytes_zyx=mask.view(np.uint8),
     )
 

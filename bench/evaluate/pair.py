@@ -265,20 +265,15 @@ def score_prepared(
 
 
 def _lesions(reference: PreparedMask, test: PreparedMask, memo: dict | None) -> LesionMatch:
-    """The lesion matching of a pair, from the memo when its swap was matched already; each
-    mask's lesions are labelled once per memo."""
-    memo = {} if memo is None else memo
-    if ("lesions", id(test), id(reference)) in memo:
+    """The lesion matching of a pair, from the memo when its swap was matched already (each
+    mask's lesions were labelled when it was prepared)."""
+    if memo is not None and ("lesions", id(test), id(reference)) in memo:
         return memo["lesions", id(test), id(reference)].swapped()
-    for mask in (reference, test):
-        if ("labels", id(mask)) not in memo:
-            memo["labels", id(mask)] = find_lesions(mask)
     match = match_lesions(
-        memo["labels", id(reference)],
-        memo["labels", id(test)],
-        voxel_volume_ml(reference.spacing_zyx_mm),
+        find_lesions(reference), find_lesions(test), voxel_volume_ml(reference.spacing_zyx_mm)
     )
-    memo["lesions", id(reference), id(test)] = match
+    if memo is not None:
+        memo["lesions", id(reference), id(test)] = match
     return match
 
 
