@@ -174,6 +174,16 @@ def _hardware(results: Results) -> str:
     return (text or tables.MISSING).replace("|", "/")
 
 
+def _missed(results: Results, reference: str) -> str:
+    """How many of the reference's lesion cases the method left empty, "n of N": those cases
+    have no surface metric, so the SDT5 and HD95 medians leave them out, and a method that
+    predicts nothing where it is unsure would otherwise look better than one that tries."""
+    table = results.per_case.to_frame()
+    mine = table[(table["reference"] == reference) & (table["test"] == results.method.name)]
+    lesion = mine[mine["V_ref"] > 0]
+    return f"{int((lesion['V_test'] == 0).sum())} of {len(lesion)}"
+
+
 def _verdicts(entry: Entry, rater: str) -> str:
     results = entry.results
     try:
@@ -194,7 +204,10 @@ def render_readme(rankings: list[Ranking], results_location: str) -> str:
         f"Built from `{results_location}/*.json` alone. One ranking per dataset and profile "
         f"(profiles are never mixed), ranked by the median {RANKING_METRIC} (surface Dice at "
         "5 mm) against the reference rater, with its 90% bootstrap CI. Dice, HD95 and AVD show "
-        "median ± half the 90% CI. *Non-inferior vs E: bias, precision* counts the metrics "
+        "median ± half the 90% CI. *Missed* counts the cases with a reference lesion that the "
+        "method left empty: surface metrics are undefined there, so the SDT5 and HD95 medians "
+        "leave those cases out (read a high SDT5 with many misses accordingly). "
+        "*Non-inferior vs E: bias, precision* counts the metrics "
         "whose bias, then precision, non-inferiority against independent rater E was shown, "
         "out of those tested (Holm-adjusted, "
         f"alpha 0.05 unless a details page says otherwise). *Rank kept* is the share of "
@@ -223,6 +236,7 @@ def _ranking_section(ranking: Ranking) -> list[str]:
         f"Dice vs {ref}",
         f"HD95 vs {ref} [mm]",
         f"AVD vs {ref} [ml]",
+        "Missed",
         *[f"Non-inferior vs {rater}: bias, precision" for rater in ranking.independent],
         "Rank kept",
     ]
@@ -242,6 +256,7 @@ def _ranking_section(ranking: Ranking) -> list[str]:
                 tables.fmt_summary(table2["Dice"]),
                 tables.fmt_summary(table2["HD95"]),
                 tables.fmt_summary(table2["AVD"]),
+                _missed(results, ref),
                 *[_verdicts(entry, rater) for rater in ranking.independent],
                 tables.fmt_share(entry.stability.kept) if ranked else "-",
             ]

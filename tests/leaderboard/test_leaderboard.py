@@ -211,5 +211,12 @@ def test_a_method_without_a_defined_sdt5_is_listed_but_not_ranked(tmp_path: Path
     by_method = {row[1].split("]")[0].lstrip("["): row for row in rows}
     assert by_method["good"][0] == "1"
     assert by_method["nothing"][0] == "-" and by_method["nothing"][-1] == "-"  # rank kept
+    for method, missed_all in (("nothing", True), ("good", False)):
+        per_case = load_results(tmp_path / "results" / f"{method}__phantom__demo.json").per_case
+        mine = per_case.to_frame().query("reference == 'A' and test == @method and V_ref > 0")
+        lesions = len(mine)
+        assert lesions > 0
+        # Missed: every lesion for a model that predicts nothing, none for a noisy copy of A
+        assert by_method[method][6] == f"{lesions if missed_all else 0} of {lesions}"
     text = (tmp_path / "README.md").read_text(encoding="utf-8")
     assert "Rank `-`: `nothing` has no SDT5 vs A on any case" in text and "`good`" not in text
