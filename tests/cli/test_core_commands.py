@@ -124,3 +124,27 @@ def test_bench_run_without_the_extra_names_it_in_one_line(tmp_path, executor):
     assert done.stderr.splitlines() == [
         f"error: bench run needs the methods extra ({missing} is not installed): {EXTRA_LINE}"
     ]
+
+
+def test_a_page_describing_postprocessing_imports_no_deep_learning_library():
+    """A results file's postprocessing is described by `bench.runner.postprocess`; the runner
+    package around it must not pull torch into `bench leaderboard` of a core install."""
+    code = (
+        "import json, sys\n"
+        "from bench.results import PostprocessingInfo\n"
+        "info = PostprocessingInfo(0.7, 'largest', 5.0, True, ('a',), 0.5, 0.4, 40)\n"
+        "print(info.describe())\n"
+        "print(json.dumps(sorted(m for m in json.loads(sys.argv[1]) if m in sys.modules)))\n"
+    )
+    heavy = sorted(METHODS_EXTRA | {"nilearn"})
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(heavy)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    description, imported = done.stdout.strip().splitlines()
+    assert "threshold 0.7" in description
+    assert json.loads(imported) == []
