@@ -74,33 +74,19 @@ def _size_bins(volumes_ml: np.ndarray) -> np.ndarray:
     return (volumes_ml >= low).astype(np.int64) + (volumes_ml > high)
 
 
-@dataclass(frozen=True)
-class Lesions:
-    """A mask's lesions, labelled inside each of its boxes (`PreparedMask.boxes`, cut at empty
-    gaps, so no lesion spans two) as the mask was prepared, as runs of voxels along x: labels
-    are numbered on across the boxes."""
+def match_lesions(reference: PreparedMask, test: PreparedMask, voxel_ml: float) -> LesionMatch:
+    """Match the lesions of two prepared masks on one grid by IoU (see the module's docstring).
 
-    boxes: np.ndarray  # (P, 6) int64: inclusive lo (z, y, x), then hi
-    runs: np.ndarray  # (R, 3) int32: first x, last x, lesion (see `_components`)
-    rows: np.ndarray  # where each row's runs start
-    voxels: np.ndarray  # (n,) voxels of lesion 1..n
-
-
-def find_lesions(mask: PreparedMask) -> Lesions:
-    """The lesions of a prepared mask (labelled in `prepare_masks`, in the pass over its boxes,
-    so the cost follows the lesions, not the scan)."""
-    return Lesions(mask.boxes, mask.lesion_runs, mask.lesion_rows, mask.lesion_voxels)
-
-
-def match_lesions(reference: Lesions, test: Lesions, voxel_ml: float) -> LesionMatch:
-    """Match the lesions of two masks on one grid by IoU (see the module's docstring)."""
+    Each mask's lesions were labelled inside its boxes (cut at empty gaps, so no lesion spans
+    two) as it was prepared, as runs of voxels along x (`_components`): the cost follows the
+    lesions, not the scan."""
     ref_matched, test_matched = match_in_boxes(
-        (reference.boxes, reference.runs, reference.rows),
-        reference.voxels,
-        (test.boxes, test.runs, test.rows),
-        test.voxels,
+        (reference.boxes, reference.lesion_runs, reference.lesion_rows),
+        reference.lesion_voxels,
+        (test.boxes, test.lesion_runs, test.lesion_rows),
+        test.lesion_voxels,
         MATCH_IOU,
     )
     return LesionMatch(
-        reference.voxels * voxel_ml, test.voxels * voxel_ml, ref_matched, test_matched
+        reference.lesion_voxels * voxel_ml, test.lesion_voxels * voxel_ml, ref_matched, test_matched
     )

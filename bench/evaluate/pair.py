@@ -20,7 +20,7 @@ import numpy as np
 
 from bench.errors import InputError
 from bench.evaluate.distance import SEARCH_MM, search_plan, sqrt_thresholds, surface_summary
-from bench.evaluate.lesions import LesionMatch, find_lesions, match_lesions
+from bench.evaluate.lesions import LesionMatch, match_lesions
 from bench.evaluate.masks import (
     PreparedMask,
     check_spacing,
@@ -269,9 +269,7 @@ def _lesions(reference: PreparedMask, test: PreparedMask, memo: dict | None) -> 
     mask's lesions were labelled when it was prepared)."""
     if memo is not None and ("lesions", id(test), id(reference)) in memo:
         return memo["lesions", id(test), id(reference)].swapped()
-    match = match_lesions(
-        find_lesions(reference), find_lesions(test), voxel_volume_ml(reference.spacing_zyx_mm)
-    )
+    match = match_lesions(reference, test, voxel_volume_ml(reference.spacing_zyx_mm))
     if memo is not None:
         memo["lesions", id(reference), id(test)] = match
     return match

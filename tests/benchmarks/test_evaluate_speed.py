@@ -30,7 +30,7 @@ from scipy import ndimage
 
 from bench.evaluate import prepare_masks, score_pair, score_study
 from bench.evaluate._components import label_runs
-from bench.evaluate.lesions import find_lesions, match_lesions
+from bench.evaluate.lesions import match_lesions
 from bench.evaluate.masks import voxel_volume_ml
 from bench.io import Geometry, write_image
 
@@ -251,8 +251,7 @@ def _lesion_seconds(
             label_runs(*crop)
 
     def matching() -> None:
-        lesions = [find_lesions(mask) for mask in prepared]
-        match_lesions(*lesions, voxel_volume_ml(SPACING)).metrics()
+        match_lesions(*prepared, voxel_volume_ml(SPACING)).metrics()
 
     return tuple(min(_seconds(step) for _ in range(calls)) for step in (labelling, matching))
 

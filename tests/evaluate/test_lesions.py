@@ -11,7 +11,7 @@ import pytest
 from scipy import ndimage
 
 from bench.evaluate import prepare_masks, score_pair, score_pairs
-from bench.evaluate.lesions import find_lesions, match_lesions
+from bench.evaluate.lesions import match_lesions
 from bench.metric_names import LESION_NAMES, PER_CASE_COLUMNS
 from bench.stats.per_case import read_per_case_csv
 
@@ -203,7 +203,7 @@ def test_a_swapped_pair_shares_the_matching_and_swaps_its_errors():
     )
     direct = score_pair(test, reference, SPACING)
     assert direct.as_dict() == pytest.approx(backward.as_dict(), nan_ok=True)
-    match = match_lesions(find_lesions(prepared["r"]), find_lesions(prepared["t"]), 0.001)
+    match = match_lesions(prepared["r"], prepared["t"], 0.001)
     assert match.ref_matched.sum() == match.test_matched.sum() == forward.LesionTP
 
 
