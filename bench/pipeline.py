@@ -540,6 +540,7 @@ def _run_metadata(result: RunResult, split: Split, validated: list[str]) -> dict
     return {
         "split_sha256": split.split_sha256,
         "profile": result.profile.name,
+        "seed": result.profile.seed,
         "adapter_version": _adapter(result.method)[0].version,
         "hardware": {
             **hardware(),

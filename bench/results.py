@@ -161,6 +161,9 @@ class Results:
     # By target ("truth", "raters"); empty when the run wrote no probability maps. Optional in
     # every schema version: a file without it reads as empty.
     calibration: dict[str, Calibration] = field(default_factory=dict, metadata={"optional": True})
+    # The training seed (the profile's or `bench run --seed`); None where the harness did not
+    # train the method (`bench score`) or the file predates the field.
+    seed: int | None = field(default=None, metadata={"optional": True})
 
     @property
     def group(self) -> tuple[str, str, str]:
@@ -191,6 +194,7 @@ class RunMetadata:
     postprocessing: dict[str, dict[str, Any]] = field(default_factory=dict)  # by fold
     training_curves: dict[str, dict[str, Any]] = field(default_factory=dict)  # by fold
     calibration: dict[str, dict[str, Any]] = field(default_factory=dict)  # by target
+    seed: int | None = None
 
     @classmethod
     def from_mapping(cls, metadata: Mapping[str, Any]) -> RunMetadata:
@@ -266,6 +270,7 @@ def build_results(
             str(k): from_json(v, Calibration, f"calibration.{k}")
             for k, v in sorted(run.calibration.items())
         },
+        seed=run.seed,
     )
 
 

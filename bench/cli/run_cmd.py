@@ -35,22 +35,31 @@ def _folds(text: str) -> list[int]:
     return sorted(set(folds))
 
 
-def _threads(text: str) -> int:
-    try:
-        threads = int(text)
-    except ValueError:
-        threads = 0
-    if threads < 1:
-        raise argparse.ArgumentTypeError(f"--threads must be a whole number >= 1, not {text!r}")
-    return threads
+def _whole(option: str, minimum: int):
+    """An argparse type: a whole number >= `minimum`, else one line naming `option`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"{option} must be a whole number >= {minimum}, not {text!r}"
+            )
+        return value
+
+    return parse
 
 
 def _profile(args: argparse.Namespace):
-    """The chosen profile, with --threads (when given) in place of the profile's count."""
+    """The chosen profile, with --threads and --seed (when given) in place of its own."""
     from bench.profiles import get_profile
 
-    profile = get_profile(args.profile)
-    return profile if args.threads is None else profile.with_overrides(threads=args.threads)
+    changes = {"threads": args.threads, "seed": args.seed}
+    return get_profile(args.profile).with_overrides(
+        **{k: v for k, v in changes.items() if v is not None}
+    )
 
 
 def _methods(text: str) -> list[str]:
@@ -93,10 +102,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     parser.add_argument(
         "--threads",
-        type=_threads,
+        type=_whole("--threads", 1),
         default=None,
         help="torch CPU threads for training and inference (default: the profile's; results "
         "differ between counts, so the count is recorded in the results file)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=_whole("--seed", 0),
+        default=None,
+        help="training seed (default: the profile's, 0); recorded in the results file. A "
+        "trained fold remembers its seed: another seed needs another --workdir",
     )
     parser.add_argument(
         "--no-score", action="store_true", help="stop after the predictions (no evaluator)"
@@ -251,12 +267,13 @@ def _executor_settings(args: argparse.Namespace):
     """None for the inline executor; otherwise the checked settings (a bad one: BenchError)."""
     if args.executor == "inline":
         return None
-    if args.threads is not None:
+    given = [name for name in ("threads", "seed") if getattr(args, name) is not None]
+    if given:
         from bench.errors import BenchError
 
         raise BenchError(
-            f"--threads works with --executor inline; with {args.executor} units train with the "
-            "profile's thread count"
+            f"--{given[0]} works with --executor inline; with {args.executor} units train with "
+            f"the profile's {given[0]}"
         )
     from bench.executors import ExecutorSettings
 

@@ -365,7 +365,7 @@ def render_method_page(results: Results, panels: Sequence[str] = ()) -> str:
         ["Method", f"`{name}` (adapter {results.method.adapter_version})"],
         ["Dataset", f"`{results.dataset.name}` sha256 `{results.dataset.content_sha256}`"],
         ["Split", f"sha256 `{results.dataset.split_sha256}`"],
-        ["Profile", f"`{results.profile}`"],
+        ["Profile", _profile_details(results)],
         ["Harness", f"{results.harness.version} (commit `{results.harness.git_commit}`)"],
         ["Hardware", _hardware_details(results)],
         ["Training", _train_details(results)],
@@ -573,6 +573,11 @@ def _lesion_row(rows) -> list[str]:
         f"{difference.median():g}" if len(difference) else tables.MISSING,
         *found,
     ]
+
+
+def _profile_details(results: Results) -> str:
+    seed = "" if results.seed is None else f", training seed {results.seed}"
+    return f"`{results.profile}`{seed}"
 
 
 def _hardware_details(results: Results) -> str:
