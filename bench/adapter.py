@@ -56,9 +56,12 @@ class FoldCases:
 
     `train` are the first scans of the training patients, `train_additional` their extra scans
     (a method decides whether to use them), `val` the fold's validation cases with their
-    reference labels: methods may use them only for model selection or early stopping, as
-    nnU-Net's own cross-validation does (the study's protocol). `split` and `all_cases` describe
-    every fold, for methods that, like nnU-Net, prepare one dataset for all folds at once.
+    reference labels. `val` is what the fold is scored on, so no choice may be made on it: a
+    method that selects a checkpoint or stops early does so on the fold's inner hold-out
+    (`holdouts`, training patients the harness kept out of `train`; none where the profile's
+    `postprocess_holdout` is 0). `split` and `all_cases` describe every fold, and `holdouts`
+    each fold's hold-out in `split`'s order, for methods that, like nnU-Net, prepare one
+    dataset for all folds at once.
     """
 
     fold: int
@@ -66,6 +69,7 @@ class FoldCases:
     train_additional: tuple[LabelledCase, ...]
     val: tuple[LabelledCase, ...]
     split: tuple[FoldIds, ...] = ()
+    holdouts: tuple[tuple[str, ...], ...] = ()  # per entry of `split`; () without a hold-out
     all_cases: Mapping[str, LabelledCase] = field(default_factory=dict)
     dataset_sha256: str | None = None
     cache_dir: Path | None = None  # where derived channels are cached (shared with the runner)

@@ -216,16 +216,18 @@ def fold_cases(
 
     With a `holdout_share`, every fold's training cases lack its inner hold-out (and the
     held-out patients' additional scans), in `train` as in `split`, so that a method that
-    prepares all folds at once (nnU-Net) never trains on them either.
+    prepares all folds at once (nnU-Net) never trains on them either; `holdouts` names them,
+    for a method that selects a checkpoint or stops early (never on `val`).
     """
     reference = dataset.reference_rater
     every = {
         case.id: LabelledCase(case.id, case.patient, case.image, case.labels[reference])
         for case in dataset.cases
     }
+    holdouts = {f.fold: holdout_ids(split, f.fold, holdout_share) for f in split.folds}
 
     def without_holdout(ids: FoldIds) -> FoldIds:
-        held = set(holdout_ids(split, ids.fold, holdout_share))
+        held = set(holdouts[ids.fold])
         patients = {every[i].patient for i in held}
         return FoldIds(
             ids.fold,
@@ -242,6 +244,7 @@ def fold_cases(
         train_additional=tuple(every[i] for i in mine.train_additional),
         val=tuple(every[i] for i in mine.val),
         split=folds,
+        holdouts=tuple(holdouts[f.fold] for f in folds) if holdout_share > 0 else (),
         all_cases=every,
         dataset_sha256=dataset.content_sha256,
         cache_dir=cache_dir,

@@ -9,7 +9,8 @@
 
 All folds of a method share one nnU-Net workspace (`<workdir>/nnunet`), laid out as nnU-Net's
 own cross-validation would be: one raw dataset of every case, one plan and preprocessing, the
-fixed split as splits_final.json, and one `fold_<k>` results folder per fold.
+fixed split as splits_final.json (`nnunet_split`: its "val" is each fold's inner hold-out where
+the profile stops early), and one `fold_<k>` results folder per fold.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ import json
 import logging
 import random
 import time
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from bench.adapter import FoldCases, LabelledCase, MethodAdapter, Predictor
+from bench.adapter import FoldCases, FoldIds, LabelledCase, MethodAdapter, Predictor
+from bench.errors import BenchError
 from bench.profiles import Profile, get_profile
 
 log = logging.getLogger(__name__)
@@ -73,29 +77,31 @@ class NnUNetAdapter(MethodAdapter):
             write_splits_final,
         )
 
+        profile = get_profile(profile)
+        folds = nnunet_split(train_cases, profile)  # refuses early stopping without a hold-out
         workspace = Workspace(Path(workdir) / "nnunet")
         cache_dir = train_cases.cache_dir or Path(workdir) / "cache"
         started = time.perf_counter()
-        cases = self.dataset_cases(train_cases)
+        cases = self.dataset_cases(train_cases, folds)
         with (
             preparation_lock(workspace),
             nnunet_environment(workspace, augmentation_workers=1),  # the planner needs >= 1
         ):
             write_raw_dataset(workspace, cases, self.input_channels, cache_dir)
-            plan_and_preprocess(
-                workspace, self.configuration, get_profile(profile), self.input_channels
-            )
-            folds = sorted(train_cases.split, key=lambda f: f.fold)
+            plan_and_preprocess(workspace, self.configuration, profile, self.input_channels)
             write_splits_final(workspace, folds, self.use_additional_scans)
         elapsed = time.perf_counter() - started
         log.info("nnU-Net dataset of %d cases ready in %.1f s", len(cases), elapsed)
         return workspace
 
-    def dataset_cases(self, cases: FoldCases) -> list[LabelledCase]:
-        """Every case any fold trains or validates on (nnU-Net plans from all of them)."""
-        ids = {i for f in cases.split for i in (*f.train, *f.val)}
+    def dataset_cases(self, cases: FoldCases, folds: Sequence[FoldIds]) -> list[LabelledCase]:
+        """Every case any fold trains or validates on, in the bench's split or in nnU-Net's
+        `folds` (nnU-Net plans from all of them). A hold-out is some other fold's validation
+        cases in a k-fold split, so nnU-Net's folds add a case only to an unusual split."""
+        every = (*cases.split, *folds)
+        ids = {i for f in every for i in (*f.train, *f.val)}
         if self.use_additional_scans:
-            ids |= {i for f in cases.split for i in f.train_additional}
+            ids |= {i for f in every for i in f.train_additional}
         return [cases.all_cases[i] for i in sorted(ids)]
 
     def _train(self, workspace, fold: int, profile: Profile) -> None:
@@ -152,6 +158,34 @@ class NnUNetAdapter(MethodAdapter):
         trainer_dir = workspace.trainer_dir(self.trainer_name, self.configuration)
         checkpoint = self.trainer.inference_checkpoint(profile)
         return nnunet_predictor(trainer_dir, fold, self.trainer, self.input_channels, checkpoint)
+
+
+def nnunet_split(cases: FoldCases, profile: Profile) -> list[FoldIds]:
+    """The split as splits_final.json gives it to nnU-Net, folds in order.
+
+    nnU-Net computes its per-epoch pseudo-Dice on a fold's "val", and the tuned trainer stops
+    early and picks its best checkpoint on it: where the profile stops early, "val" is the
+    fold's inner hold-out (training patients), never the cases the fold is scored on. Without
+    early stopping nothing is chosen on "val", and it stays the fold's validation cases (the
+    demo's trained models and curves depend on it).
+    """
+    folds = sorted(cases.split, key=lambda f: f.fold)
+    if profile.early_stopping_patience <= 0:
+        return folds
+    if not cases.holdouts:
+        raise BenchError(
+            f"profile '{profile.name}' stops early but holds no training patients out to stop "
+            "on; set its postprocess_holdout (e.g. 0.2) or early_stopping_patience=0"
+        )
+    held = dict(zip((f.fold for f in cases.split), cases.holdouts, strict=True))
+    for fold in folds:
+        if not held[fold.fold]:
+            raise BenchError(
+                f"profile '{profile.name}' stops early on an inner hold-out, but fold "
+                f"{fold.fold}'s is empty (postprocess_holdout {profile.postprocess_holdout} of "
+                f"{len(fold.train)} training cases); raise postprocess_holdout"
+            )
+    return [replace(fold, val=held[fold.fold]) for fold in folds]
 
 
 def _seed(seed: int) -> None:

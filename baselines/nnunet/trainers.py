@@ -8,7 +8,8 @@ training loop can stop early. It never runs nnU-Net's own final validation (whic
 of 8 export processes even on 2 cores): the common runner infers every method instead.
 
 `TunedTrainer` is the study's tuned variant: focal loss with Dice, dropout in the encoder and
-decoder, L2 weight decay, a different momentum, early stopping on the validation pseudo-Dice.
+decoder, L2 weight decay, a different momentum, early stopping on the pseudo-Dice of nnU-Net's
+"val" (the fold's inner hold-out under such a profile, `baselines.nnunet.adapters.nnunet_split`).
 """
 
 from __future__ import annotations
@@ -252,9 +253,9 @@ class TunedTrainer(BenchTrainer):
 
     @classmethod
     def inference_checkpoint(cls, profile: Profile) -> str:
-        # nnU-Net picks its best checkpoint by the pseudo-Dice on splits_final's "val" list, the
-        # fold's validation cases: only early stopping needs that choice. Without it the last
-        # checkpoint is used, so nothing is chosen on the cases the fold is scored on.
+        # nnU-Net picks its best checkpoint by the pseudo-Dice on splits_final's "val" list:
+        # the fold's inner hold-out where the profile stops early (`nnunet_split`), else the
+        # fold's validation cases, so without early stopping the last checkpoint is used.
         return "checkpoint_best.pth" if profile.early_stopping_patience else "checkpoint_final.pth"
 
     def configure(self, profile: Profile) -> None:

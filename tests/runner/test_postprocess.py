@@ -100,6 +100,16 @@ def test_the_holdout_is_some_of_the_folds_training_patients_and_nobody_trains_on
     assert holdout_ids(split, 0, 0.0) == ()
 
 
+def test_fold_cases_name_every_folds_holdout_apart_from_its_training_and_validation(dataset):
+    split = load_split(dataset)
+    cases = fold_cases(dataset, split, 1, holdout_share=0.34)
+    assert len(cases.holdouts) == len(cases.split)
+    for entry, held in zip(cases.split, cases.holdouts, strict=True):
+        assert held == holdout_ids(split, entry.fold, 0.34)
+        assert held and not set(held) & {*entry.train, *entry.val}
+    assert fold_cases(dataset, split, 1).holdouts == ()  # no hold-out, nothing named
+
+
 class Remembering(MethodAdapter):
     """Predicts sigmoid(intensity / 10); remembers which cases it trained on."""
 
