@@ -81,6 +81,12 @@ class FoldCases:
                 return entry
         raise BenchError(f"the split has no fold {fold} (folds {[f.fold for f in self.split]})")
 
+    def holdout(self, fold: int) -> tuple[str, ...]:
+        """The ids of `fold`'s inner hold-out; () where the profile holds none out."""
+        if not self.holdouts:
+            return ()
+        return self.holdouts[self.split.index(self.fold_ids(fold))]  # fold_ids: missing folds
+
 
 @dataclass
 class Predictor:

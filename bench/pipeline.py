@@ -290,10 +290,7 @@ def run_method(
             from bench.runner.postprocess import load_choice
 
             if choose_now:
-                held = [
-                    cases.all_cases[i]
-                    for i in holdout_ids(split, fold, profile.postprocess_holdout)
-                ]
+                held = [cases.all_cases[i] for i in cases.holdout(fold)]
                 with _method_code(name, fold, "predict"):
                     choose_postprocessing(predictor, held, layout, fold, profile, settings)
             choice = load_choice(layout.postprocessing_file(fold))

@@ -174,6 +174,11 @@ class Results:
     def stem(self) -> str:
         return f"{self.method.name}__{self.dataset.name}__{self.profile}"
 
+    def method_rows(self, rater: str) -> pd.DataFrame:
+        """The per-case rows of this method (as test) against `rater` (as reference), a copy."""
+        table = self.per_case.to_frame()
+        return table[(table["reference"] == rater) & (table["test"] == self.method.name)]
+
 
 @dataclass(frozen=True)
 class RunMetadata:

@@ -8,6 +8,7 @@ match its dataset is an error, never a silent re-split.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -49,8 +50,9 @@ class Split:
         if [fold.fold for fold in self.folds] != list(range(self.n_folds)):
             raise ValueError(f"folds must be numbered 0..{self.n_folds - 1} in order")
 
-    @property
+    @functools.cached_property
     def split_sha256(self) -> str:
+        """Hashed once per split (the fields are frozen)."""
         return self.to_dict()["split_sha256"]
 
     def fold_ids(self, fold: int) -> FoldIds:

@@ -177,15 +177,14 @@ def nnunet_split(cases: FoldCases, profile: Profile) -> list[FoldIds]:
             f"profile '{profile.name}' stops early but holds no training patients out to stop "
             "on; set its postprocess_holdout (e.g. 0.2) or early_stopping_patience=0"
         )
-    held = dict(zip((f.fold for f in cases.split), cases.holdouts, strict=True))
     for fold in folds:
-        if not held[fold.fold]:
+        if not cases.holdout(fold.fold):
             raise BenchError(
                 f"profile '{profile.name}' stops early on an inner hold-out, but fold "
                 f"{fold.fold}'s is empty (postprocess_holdout {profile.postprocess_holdout} of "
                 f"{len(fold.train)} training cases); raise postprocess_holdout"
             )
-    return [replace(fold, val=held[fold.fold]) for fold in folds]
+    return [replace(fold, val=cases.holdout(fold.fold)) for fold in folds]
 
 
 def _seed(seed: int) -> None:

@@ -89,8 +89,7 @@ def _ranking(key: tuple[str, str, str], members: list[Results]) -> Ranking:
 
 
 def _ranking_scores(results: Results, reference: str) -> pd.Series:
-    table = results.per_case.to_frame()
-    rows = table[(table["reference"] == reference) & (table["test"] == results.method.name)]
+    rows = results.method_rows(reference)
     return pd.Series(
         rows[RANKING_METRIC].to_numpy(np.float64), index=rows["case"].to_numpy(), dtype=float
     )

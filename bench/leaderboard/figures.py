@@ -27,8 +27,7 @@ PANEL_INCHES = 3.6
 
 def _volumes(results: Results, rater: str) -> tuple[np.ndarray, np.ndarray]:
     """(rater volume, method volume) per case where both are defined."""
-    table = results.per_case.to_frame()
-    rows = table[(table["reference"] == rater) & (table["test"] == results.method.name)]
+    rows = results.method_rows(rater)
     rater_ml = rows["V_ref"].to_numpy(np.float64)
     method_ml = rows["V_test"].to_numpy(np.float64)
     keep = ~(np.isnan(rater_ml) | np.isnan(method_ml))

@@ -107,13 +107,9 @@ def case_panel_path(results: Results, case: str) -> str:
 def panel_cases(results: Results) -> tuple[str, ...]:
     """Figure 4's two validation cases: the smallest and the largest non-empty lesion of the
     reference rater among the predicted cases (ties: the first case id)."""
-    table = results.per_case.to_frame()
-    rows = table[
-        (table["reference"] == results.stats.roles.reference)
-        & (table["test"] == results.method.name)
-        & (table["case"].isin(list(results.prediction_sha256)))
-        & (table["V_ref"] > 0)
-    ].sort_values(["V_ref", "case"], kind="stable")
+    rows = results.method_rows(results.stats.roles.reference)
+    rows = rows[rows["case"].isin(list(results.prediction_sha256)) & (rows["V_ref"] > 0)]
+    rows = rows.sort_values(["V_ref", "case"], kind="stable")
     if rows.empty:
         return ()
     small, large = str(rows["case"].iloc[0]), str(rows["case"].iloc[-1])
@@ -178,8 +174,7 @@ def _missed(results: Results, reference: str) -> str:
     """How many of the reference's lesion cases the method left empty, "n of N": those cases
     have no surface metric, so the SDT5 and HD95 medians leave them out, and a method that
     predicts nothing where it is unsure would otherwise look better than one that tries."""
-    table = results.per_case.to_frame()
-    mine = table[(table["reference"] == reference) & (table["test"] == results.method.name)]
+    mine = results.method_rows(reference)
     lesion = mine[mine["V_ref"] > 0]
     return f"{int((lesion['V_test'] == 0).sum())} of {len(lesion)}"
 

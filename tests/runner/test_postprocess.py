@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bench.adapter import FoldCases, MethodAdapter, Predictor
+from bench.errors import BenchError
 from bench.io import read_image
 from bench.pipeline import fold_cases, holdout_ids, run_method
 from bench.profiles import get_profile
@@ -108,6 +109,16 @@ def test_fold_cases_name_every_folds_holdout_apart_from_its_training_and_validat
         assert held == holdout_ids(split, entry.fold, 0.34)
         assert held and not set(held) & {*entry.train, *entry.val}
     assert fold_cases(dataset, split, 1).holdouts == ()  # no hold-out, nothing named
+
+
+def test_a_folds_holdout_is_looked_up_by_fold_number(dataset):
+    split = load_split(dataset)
+    cases = fold_cases(dataset, split, 0, holdout_share=0.34)
+    for entry in split.folds:
+        assert cases.holdout(entry.fold) == holdout_ids(split, entry.fold, 0.34)
+    with pytest.raises(BenchError, match="no fold 9"):
+        cases.holdout(9)
+    assert fold_cases(dataset, split, 0).holdout(0) == ()
 
 
 class Remembering(MethodAdapter):
