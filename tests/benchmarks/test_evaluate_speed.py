@@ -46,8 +46,8 @@ LESIONS_ML = (2, 12, 60)
 TOLERANCES_MM = (0.0, 5.0, 10.0)
 REQUIRED_VS_DEEPMIND = 10.0
 REQUIRED_VS_MEDPY = 100.0
-TIMES: dict[tuple[str, object], float] = {}
-ROOT = Path(__file__).resolve().parents[2]  # (implementation, case) -> median seconds
+TIMES: dict[tuple[str, object], float] = {}  # (implementation, case) -> median seconds
+ROOT = Path(__file__).resolve().parents[2]  # the repository, for `bench` in a subprocess
 
 
 def ellipsoid(shape, spacing, centre_mm, radii_mm) -> np.ndarray:
